@@ -1,0 +1,9 @@
+// One entry point per subcommand, each in app/cmd_<name>.cpp. argv[0] is the
+// subcommand name. Returns the exit status; throws UsageError or std::exception.
+#pragma once
+
+namespace gm::app {
+
+int cmd_inspect(int argc, char** argv);
+
+}  // namespace gm::app

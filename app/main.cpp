@@ -1,0 +1,67 @@
+// genomamba: subcommand table and top-level error handling.
+// Errors go to stderr as "genomamba <subcommand>: message"; usage errors exit 1,
+// other failures exit 2.
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <string>
+
+#include "app/cli.h"
+#include "app/commands.h"
+
+namespace {
+
+struct Subcommand {
+  const char* name;
+  const char* summary;
+  int (*run)(int, char**);
+};
+
+constexpr Subcommand kSubcommands[] = {
+    {"inspect", "check input data before a long run: contigs, N/soft-mask/GC, windows per split",
+     gm::app::cmd_inspect},
+};
+
+void print_usage(std::ostream& os) {
+  os << "genomamba " << GENOMAMBA_VERSION
+     << ": Mamba (selective state space) models on genomes\n\n"
+        "Usage: genomamba <subcommand> [options]\n\nSubcommands:\n";
+  for (const auto& s : kSubcommands) {
+    os << "  " << s.name << std::string(12 - std::strlen(s.name), ' ') << s.summary << "\n";
+  }
+  os << "\nOptions: --help, --version. 'genomamba <subcommand> --help' lists a subcommand's options.\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    print_usage(std::cerr);
+    return 1;
+  }
+  const std::string first = argv[1];
+  if (first == "--help" || first == "-h" || first == "help") {
+    print_usage(std::cout);
+    return 0;
+  }
+  if (first == "--version" || first == "version") {
+    std::cout << "genomamba " << GENOMAMBA_VERSION << "\n";
+    return 0;
+  }
+  for (const auto& s : kSubcommands) {
+    if (first != s.name) continue;
+    try {
+      return s.run(argc - 1, argv + 1);
+    } catch (const gm::app::UsageError& e) {
+      std::cerr << "genomamba " << s.name << ": " << e.what() << "\n"
+                << "Try 'genomamba " << s.name << " --help'.\n";
+      return 1;
+    } catch (const std::exception& e) {
+      std::cerr << "genomamba " << s.name << ": " << e.what() << "\n";
+      return 2;
+    }
+  }
+  std::cerr << "genomamba: unknown subcommand '" << first << "'\n\n";
+  print_usage(std::cerr);
+  return 1;
+}
