@@ -1,0 +1,83 @@
+// One Mamba-1 mixer (mamba_ssm's `Mamba` module, fast path) as calls to gm::ops:
+//   x = W_x h, z = W_z h            (in_proj, channel-major [B, D, L])
+//   xc = silu(conv1d(x))            (depthwise causal conv, width K)
+//   [dt_low; B; C] = x_proj xc      ([B, R+2N, L]; B and C are views)
+//   delta = dt_proj dt_low          (bias and softplus are applied inside the scan)
+//   y = selective_scan(xc, delta, A = -exp(A_log), B, C, D, z)   (gated by silu(z))
+//   out = out_proj y                ([B, L, d], token-major)
+//
+// Conventions
+// - h, out, dout, dh: act [B, L, d]; every [B, C, L] activation is act; weights used
+//   as matrix operands (in_proj, x_proj, dt_proj, out_proj) are in the act dtype,
+//   the others f32. Gradients are f32 and ACCUMULATED into MixerParams of grads.
+// - seq_start (u8 [B, L], 0/1) resets conv and scan at document starts.
+// - Streaming: conv_state [B, D, K-1] and ssm_state [B, D, N] (f32) are read as
+//   the state before position 0 and overwritten with the state after position L-1.
+#pragma once
+
+#include <cstdint>
+
+#include "mamba/context.h"
+#include "mamba/tensor.h"
+
+namespace gm {
+
+struct MixerDims {
+  int64_t batch = 0, length = 0;
+  int64_t d_model = 0, d_inner = 0, d_state = 0, dt_rank = 0, d_conv = 0;
+  int64_t tokens() const { return batch * length; }
+};
+
+// Views of one layer's mixer tensors (values, their act-dtype copies, or grads).
+struct MixerParams {
+  Tensor in_proj;   // [2D, d]
+  Tensor conv_w;    // [D, K] (stored [D, 1, K])
+  Tensor conv_b;    // [D], undefined when the config has no conv bias
+  Tensor x_proj;    // [R+2N, D]
+  Tensor dt_w;      // [D, R]
+  Tensor dt_b;      // [D]
+  Tensor A_log;     // [D, N]
+  Tensor Dskip;     // [D]
+  Tensor out_proj;  // [d, D]
+};
+
+// The forward's intermediate tensors: what the backward needs, and the scratch of
+// an inference pass (allocated once and reused by every layer).
+struct MixerActivations {
+  Tensor x, z, xc, delta, y;  // act [B, D, L]
+  Tensor x_dbl;               // act [B, R+2N, L]
+  Tensor A;                   // f32 [D, N] = -exp(A_log)
+  Tensor scan_saved;          // f32, backend-defined (training only; may be undefined)
+
+  static MixerActivations allocate(Context& ctx, const MixerDims& dims, bool for_training);
+};
+
+// Scratch of the backward pass, shared by every layer.
+struct MixerGradWorkspace {
+  Tensor dy, dxc, ddelta, dx, dz;  // act [B, D, L]
+  Tensor dx_dbl;                   // act [B, R+2N, L]
+  Tensor dA, dA_log;               // f32 [D, N]
+  Tensor dDskip, ddt_b;            // f32 [D]
+
+  static MixerGradWorkspace allocate(Context& ctx, const MixerDims& dims);
+};
+
+struct MixerStreamState {
+  Tensor* conv_state = nullptr;  // f32 [B, D, K-1]
+  Tensor* ssm_state = nullptr;   // f32 [B, D, N]
+};
+
+// out = mixer(h). `act` receives the intermediates (sized by MixerActivations::allocate;
+// scan_saved is filled when defined). stream may be null.
+void mixer_forward(Context& ctx, const MixerDims& dims, const MixerParams& w, const MixerParams& w_f32,
+                   const Tensor& h, const Tensor* seq_start, const MixerStreamState* stream,
+                   MixerActivations& act, Tensor& out);
+
+// Backward of mixer_forward (run without a stream state) given its activations:
+// accumulates parameter gradients into g and overwrites dh with dL/dh.
+// w: act-dtype matrices; w_f32: the f32 parameters (A_log, conv, biases, D).
+void mixer_backward(Context& ctx, const MixerDims& dims, const MixerParams& w, const MixerParams& w_f32,
+                    const MixerParams& g, const Tensor& h, const Tensor* seq_start,
+                    const MixerActivations& act, const Tensor& dout, MixerGradWorkspace& ws, Tensor& dh);
+
+}  // namespace gm
