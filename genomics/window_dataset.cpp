@@ -50,11 +50,7 @@ bool WindowDataset::fill_row(Batch& batch, int r, const WindowSpan& span, bool r
   const FetchedSequence seq = fasta_.fetch(span.contig_id, span.beg, span.end);
   const BaseCounts counts =
       tokenize_counting(seq.view(), tokens + span.pad_left, flags + span.pad_left, contig.name, span.beg);
-  const int64_t n_like = counts.n + span.pad_left + span.pad_right;
-  if (options_.max_n_frac < 1.0 && static_cast<double>(n_like) >= options_.max_n_frac * static_cast<double>(length)) {
-    return false;
-  }
-  if (seq.size() - counts.n < options_.min_non_n) return false;
+  if (WindowFilter{options_.max_n_frac, options_.min_non_n}.rejects(span, counts.n, length)) return false;
   if (reverse) reverse_complement(tokens, flags, static_cast<size_t>(length));
   flags[0] |= kFlagDocStart;
   RowInfo& info = batch.info[static_cast<size_t>(r)];

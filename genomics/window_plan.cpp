@@ -23,6 +23,12 @@ WindowMode parse_window_mode(const std::string& text) {
   throw InputError("unknown window mode '" + text + "' (expected tiled, strided or random)");
 }
 
+bool WindowFilter::rejects(const WindowSpan& span, int64_t n_in_sequence, int64_t length) const {
+  const int64_t n_like = n_in_sequence + span.pad_left + span.pad_right;
+  if (max_n_frac < 1.0 && static_cast<double>(n_like) >= max_n_frac * static_cast<double>(length)) return true;
+  return (span.end - span.beg) - n_in_sequence < min_non_n;
+}
+
 WindowPlan::WindowPlan(std::vector<Interval> intervals, const ContigIndex& reference, WindowMode mode, int64_t length,
                        int64_t stride)
     : intervals_(std::move(intervals)), mode_(mode), length_(length), stride_(stride > 0 ? stride : length) {

@@ -35,6 +35,15 @@ struct WindowSpan {
   int64_t pad_right = 0;
 };
 
+// The N filters shared by the datasets and inspect. A window is rejected when its
+// N count plus padding is >= max_n_frac * length (max_n_frac >= 1 disables this), or
+// when it has fewer than min_non_n non-N bases.
+struct WindowFilter {
+  double max_n_frac = 1.0;
+  int64_t min_non_n = 0;
+  bool rejects(const WindowSpan& span, int64_t n_in_sequence, int64_t length) const;
+};
+
 class WindowPlan {
  public:
   WindowPlan(std::vector<Interval> intervals, const ContigIndex& reference, WindowMode mode, int64_t length,
