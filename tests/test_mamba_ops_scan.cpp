@@ -148,14 +148,22 @@ INSTANTIATE_TEST_SUITE_P(Cases, ScanGradient, ::testing::ValuesIn(kCases),
 
 // The f32 op on tensors, built from ScanData.
 struct ScanTensors {
-  Tensor u, delta, A, B, C, Dskip, z, bias, starts, h0;
+  Tensor x_dbl, u, delta, A, B, C, Dskip, z, bias, starts, h0;
   ScanTensors(Context& ctx, const ScanData& d) {
     const auto& c = d.cfg;
     u = test::f32_tensor(ctx, {c.B, c.D, c.L}, d.u);
     delta = test::f32_tensor(ctx, {c.B, c.D, c.L}, d.delta);
     A = test::f32_tensor(ctx, {c.D, c.N}, d.A);
-    B = test::f32_tensor(ctx, {c.B, c.N, c.L}, d.Bm);
-    C = test::f32_tensor(ctx, {c.B, c.N, c.L}, d.Cm);
+    // B and C are channel slices of one [B, R + 2N, L] tensor (R = 2), as x_proj's output is.
+    x_dbl = ctx.empty({c.B, 2 + 2 * c.N, c.L}, DType::F32);
+    for (int64_t b = 0; b < c.B; ++b)
+      for (int64_t n = 0; n < c.N; ++n)
+        for (int64_t t = 0; t < c.L; ++t) {
+          x_dbl[b][2 + n].data<float>()[t] = static_cast<float>(d.Bm[(b * c.N + n) * c.L + t]);
+          x_dbl[b][2 + c.N + n].data<float>()[t] = static_cast<float>(d.Cm[(b * c.N + n) * c.L + t]);
+        }
+    B = x_dbl.narrow(1, 2, c.N);
+    C = x_dbl.narrow(1, 2 + c.N, c.N);
     if (c.Dskip) Dskip = test::f32_tensor(ctx, {c.D}, d.Dskip);
     if (c.z) z = test::f32_tensor(ctx, {c.B, c.D, c.L}, d.z);
     if (c.bias) bias = test::f32_tensor(ctx, {c.D}, d.bias);
