@@ -45,7 +45,9 @@ ReadReader::ReadReader(const std::string& path, const FastaReader* reference, Re
     : path_(path), filter_(filter), threads_(std::max(1, threads)) {
   require_readable_file(path, "BAM/CRAM file");
   if (reference) reference_path_ = reference->path();
+  forbid_network_references();
   open();
+  if (is_cram_) header_contigs_ = header_as_written();
   if (is_cram_ && !reference) {
     throw_input_error(path_, "is a CRAM file, which decodes only with its reference FASTA: give the reference "
                              "(--reference); genomamba never downloads references");
@@ -76,10 +78,25 @@ void ReadReader::open() {
   if (!h_->hdr) throw_input_error(path_, "cannot read the header (truncated or corrupt file)");
   h_->rec = bam_init1();
   if (!h_->rec) throw std::bad_alloc();
-  header_contigs_.clear();
-  for (int i = 0; i < sam_hdr_nref(h_->hdr); ++i) {
-    header_contigs_.push_back(Contig{sam_hdr_tid2name(h_->hdr, i), static_cast<int64_t>(sam_hdr_tid2len(h_->hdr, i))});
+  if (header_contigs_.empty()) {
+    for (int i = 0; i < sam_hdr_nref(h_->hdr); ++i) {
+      header_contigs_.push_back(Contig{sam_hdr_tid2name(h_->hdr, i), static_cast<int64_t>(sam_hdr_tid2len(h_->hdr, i))});
+    }
   }
+}
+
+std::vector<Contig> ReadReader::header_as_written() const {
+  // htslib rewrites a CRAM header's @SQ lengths to those of the reference it is given,
+  // which would hide another assembly; so the lengths are taken from a reference-less open.
+  std::unique_ptr<htsFile, int (*)(htsFile*)> fp(hts_open(path_.c_str(), "r"), hts_close);
+  if (!fp) throw_input_error(path_, "cannot open BAM/CRAM file");
+  std::unique_ptr<sam_hdr_t, void (*)(sam_hdr_t*)> hdr(sam_hdr_read(fp.get()), sam_hdr_destroy);
+  if (!hdr) throw_input_error(path_, "cannot read the header (truncated or corrupt file)");
+  std::vector<Contig> out;
+  for (int i = 0; i < sam_hdr_nref(hdr.get()); ++i) {
+    out.push_back(Contig{sam_hdr_tid2name(hdr.get(), i), static_cast<int64_t>(sam_hdr_tid2len(hdr.get(), i))});
+  }
+  return out;
 }
 
 const std::string& ReadReader::header_contig_name(int tid) const {

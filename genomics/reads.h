@@ -83,6 +83,7 @@ class ReadReader {
  private:
   struct Handle;
   void open();
+  std::vector<Contig> header_as_written() const;
   std::string path_;
   std::string reference_path_;
   bool is_cram_ = false;
