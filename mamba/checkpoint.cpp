@@ -1,8 +1,11 @@
 // Weights and training-state files over safetensors (see checkpoint.h).
 #include "mamba/checkpoint.h"
 
+#include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include "mamba/json.h"
@@ -71,6 +74,23 @@ uint64_t parse_uint64(const std::string& s, const std::string& path, const char*
 }
 
 }  // namespace
+
+void save_config_json(const ModelConfig& config, const std::string& path) {
+  const std::string text = config.to_json().dump(2) + "\n";
+  write_file_atomic(path, {{text.data(), text.size()}});
+}
+
+ModelConfig load_config_json(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw file_error(path, std::string("cannot open: ") + std::strerror(errno));
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  try {
+    return ModelConfig::from_json(Json::parse(ss.str()));
+  } catch (const std::exception& e) {
+    throw file_error(path, e.what());
+  }
+}
 
 bool is_reserved_checkpoint_key(const std::string& key) {
   static const char* const kReserved[] = {"format", "format_version", "config", "step",

@@ -27,6 +27,10 @@
 
 namespace gm {
 
+// config.json beside a checkpoint (mamba_ssm's file name and layout), written atomically.
+void save_config_json(const ModelConfig& config, const std::string& path);
+ModelConfig load_config_json(const std::string& path);
+
 // Keys of __metadata__ owned by genomamba; provenance/extras may not use them.
 bool is_reserved_checkpoint_key(const std::string& key);
 
