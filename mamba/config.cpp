@@ -21,6 +21,14 @@ Objective parse_objective(const std::string& s) {
   throw std::invalid_argument("unknown objective '" + s + "' (expected causal or mlm)");
 }
 
+bool ModelConfig::operator==(const ModelConfig& o) const {
+  return d_model == o.d_model && n_layer == o.n_layer && d_state == o.d_state && expand == o.expand &&
+         d_conv == o.d_conv && rank() == o.rank() && vocab == o.vocab && tie_embeddings == o.tie_embeddings &&
+         rms_eps == o.rms_eps && conv_bias == o.conv_bias && proj_bias == o.proj_bias && dt_min == o.dt_min &&
+         dt_max == o.dt_max && dt_init_floor == o.dt_init_floor && bidirectional == o.bidirectional &&
+         rc_equivariant == o.rc_equivariant && objective == o.objective;
+}
+
 ModelConfig ModelConfig::resolved() const {
   ModelConfig c = *this;
   c.dt_rank = rank();
@@ -231,7 +239,7 @@ ModelConfig ModelConfig::from_ini_text(const std::string& text, const std::strin
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(source_name + ": " + e.what());
   }
-  return c.resolved();
+  return c;
 }
 
 ModelConfig ModelConfig::from_ini(const std::string& path) {

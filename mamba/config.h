@@ -2,8 +2,9 @@
 // read from the [model] section of an .ini file or from the JSON stored in checkpoints.
 //
 // Conventions
-// - d_inner = expand * d_model; dt_rank 0 means "auto" = ceil(d_model / 16) and is
-//   replaced by its value by resolved(), from_ini() and from_json().
+// - d_inner = expand * d_model; dt_rank 0 means "auto" = ceil(d_model / 16), kept as 0
+//   by from_ini() (so overriding d_model afterwards still gets the automatic rank) and
+//   written as its value by to_json(). Equality compares rank(), not the raw field.
 // - The JSON form uses mamba_ssm's MambaConfig keys (d_model, n_layer, vocab_size,
 //   ssm_cfg{...}, tie_embeddings, ...) so that a checkpoint's config reads like a
 //   mamba_ssm config.json; genomamba-only fields sit under the key "genomamba"
@@ -65,7 +66,7 @@ struct ModelConfig {
   // "d256 x 8 layers, d_state 16, ..." for logs and `genomamba info`.
   std::string summary() const;
 
-  bool operator==(const ModelConfig&) const = default;
+  bool operator==(const ModelConfig& o) const;
 };
 
 }  // namespace gm

@@ -19,7 +19,12 @@ TEST(ModelConfig, IniSectionAndAutoRank) {
       "x.ini");
   EXPECT_EQ(c.d_model, 40);
   EXPECT_EQ(c.n_layer, 3);
-  EXPECT_EQ(c.dt_rank, 3);  // ceil(40 / 16), resolved
+  EXPECT_EQ(c.dt_rank, 0);  // auto is kept, so a later d_model override still gets the automatic rank
+  EXPECT_EQ(c.rank(), 3);   // ceil(40 / 16)
+  ModelConfig wider = c;
+  wider.d_model = 64;
+  EXPECT_EQ(wider.rank(), 4);
+  EXPECT_EQ(c, c.resolved());  // equality compares the effective rank
   EXPECT_EQ(c.d_inner(), 80);
   EXPECT_FALSE(c.tie_embeddings);
   EXPECT_EQ(c.rms_eps, 1e-6);
