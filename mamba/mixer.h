@@ -7,7 +7,8 @@
 //   out = out_proj y                ([B, L, d], token-major)
 //
 // Conventions
-// - h, out, dout, dh: act [B, L, d]; every [B, C, L] activation is act; weights used
+// - h, out, dout, dh: act, token-major and contiguous ([B*L, d] or [B, L, d]); every
+//   [B, C, L] activation is act; weights used
 //   as matrix operands (in_proj, x_proj, dt_proj, out_proj) are in the act dtype,
 //   the others f32. Gradients are f32 and ACCUMULATED into MixerParams of grads.
 // - seq_start (u8 [B, L], 0/1) resets conv and scan at document starts.

@@ -39,7 +39,8 @@ struct TokenInputs {
   float soft_weight = 1.f;
 };
 
-// Per-layer conv and SSM states of a stream of B rows (f32, zero = fresh).
+// Per-layer conv and SSM states of a stream of B rows (f32, zero = fresh). A row
+// restarts (forgets its state) where the next chunk's seq_start is 1 at position 0.
 struct StreamState {
   int64_t batch = 0;
   std::vector<Tensor> conv;  // [B, D, K-1] per layer
@@ -69,6 +70,9 @@ class MambaModel {
  public:
   // Allocates the parameters (zero) on ctx's device; validates cfg.
   MambaModel(Context& ctx, const ModelConfig& cfg);
+  // Copies would share parameter storage, and an AdamW holds a pointer to params().
+  MambaModel(const MambaModel&) = delete;
+  MambaModel& operator=(const MambaModel&) = delete;
 
   const ModelConfig& config() const { return cfg_; }
   ParamStore& params() { return params_; }
