@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 
 #include "genomics/errors.h"
 
@@ -68,21 +69,58 @@ void tokenize(std::string_view seq, uint8_t* tokens, uint8_t* flags, const std::
 
 BaseCounts tokenize_counting(std::string_view seq, uint8_t* tokens, uint8_t* flags, const std::string& contig,
                              int64_t first_pos0) {
-  uint8_t seen = 0;
-  int64_t n_count = 0, gc = 0, soft = 0;
-  const size_t n = seq.size();
-  const auto* s = reinterpret_cast<const unsigned char*>(seq.data());
-  for (size_t i = 0; i < n; ++i) {
-    const uint8_t e = kTable[s[i]];
-    seen |= e;
-    tokens[i] = e & 0x0f;
-    flags[i] = (e >> 4) & kFlagSoftMasked;
-    soft += (e >> 4) & 1;
-    gc += (e >> 5) & 1;
-    n_count += (e >> 6) & 1;
+  tokenize(seq, tokens, flags, contig, first_pos0);
+  return count_tokens(tokens, flags, seq.size());
+}
+
+namespace {
+
+constexpr uint64_t kOnes = 0x0101010101010101ull;
+constexpr uint64_t kLow7 = 0x7f7f7f7f7f7f7f7full;
+
+// Sum of the bytes of w when each is 0 or 1 (a multiply gathers them in the top byte;
+// portable, unlike a popcount instruction).
+inline int sum_of_bits(uint64_t w) { return static_cast<int>((w * kOnes) >> 56); }
+
+// Number of zero bytes in w (exact: no carries cross bytes).
+inline int zero_bytes(uint64_t w) {
+  const uint64_t y = ~(((w & kLow7) + kLow7) | w | kLow7);
+  return sum_of_bits(y >> 7);
+}
+
+}  // namespace
+
+int64_t count_n(const uint8_t* tokens, size_t size) {
+  int64_t n = 0;
+  size_t i = 0;
+  for (; i + 8 <= size; i += 8) {
+    uint64_t t;
+    std::memcpy(&t, tokens + i, 8);
+    n += zero_bytes(t ^ (kOnes * token::kN));
   }
-  if (seen & kEntryInvalid) throw_bad_char(seq, contig, first_pos0);
-  return BaseCounts{n_count, gc, soft};
+  for (; i < size; ++i) n += tokens[i] == token::kN;
+  return n;
+}
+
+BaseCounts count_tokens(const uint8_t* tokens, const uint8_t* flags, size_t size) {
+  // Eight positions at a time in 64-bit words (SWAR): this runs in every build type,
+  // where a byte loop would need the auto-vectorizer.
+  BaseCounts c;
+  size_t i = 0;
+  for (; i + 8 <= size; i += 8) {
+    uint64_t t, f;
+    std::memcpy(&t, tokens + i, 8);
+    std::memcpy(&f, flags + i, 8);
+    c.n += zero_bytes(t ^ (kOnes * token::kN));
+    c.gc += zero_bytes((t & (kOnes * 0xfe)) ^ (kOnes * token::kC));  // C=8, G=9 differ in bit 0 only
+    c.soft_masked += sum_of_bits(f & (kOnes * kFlagSoftMasked));
+  }
+  for (; i < size; ++i) {
+    c.n += tokens[i] == token::kN;
+    c.gc += tokens[i] == token::kC || tokens[i] == token::kG;
+    c.soft_masked += flags[i] & kFlagSoftMasked;
+  }
+  return c;
 }
 
 BaseCounts count_bases(std::string_view seq, const std::string& contig, int64_t first_pos0) {

@@ -59,6 +59,12 @@ void tokenize(std::string_view seq, uint8_t* tokens, uint8_t* flags, const std::
 BaseCounts tokenize_counting(std::string_view seq, uint8_t* tokens, uint8_t* flags, const std::string& contig,
                              int64_t first_pos0);
 
+// Counts N / GC / soft-masked positions of an already tokenized row.
+BaseCounts count_tokens(const uint8_t* tokens, const uint8_t* flags, size_t size);
+
+// Number of N tokens (the only count the datasets' filters need).
+int64_t count_n(const uint8_t* tokens, size_t size);
+
 // Counts without writing tokens; validates characters the same way.
 BaseCounts count_bases(std::string_view seq, const std::string& contig, int64_t first_pos0);
 

@@ -48,9 +48,9 @@ bool WindowDataset::fill_row(Batch& batch, int r, const WindowSpan& span, bool r
   std::fill(flags + length - span.pad_right, flags + length, uint8_t{0});
   const Contig& contig = fasta_.contigs()[static_cast<size_t>(span.contig_id)];
   const FetchedSequence seq = fasta_.fetch(span.contig_id, span.beg, span.end);
-  const BaseCounts counts =
-      tokenize_counting(seq.view(), tokens + span.pad_left, flags + span.pad_left, contig.name, span.beg);
-  if (WindowFilter{options_.max_n_frac, options_.min_non_n}.rejects(span, counts.n, length)) return false;
+  tokenize(seq.view(), tokens + span.pad_left, flags + span.pad_left, contig.name, span.beg);
+  const int64_t n = count_n(tokens + span.pad_left, static_cast<size_t>(seq.size()));
+  if (WindowFilter{options_.max_n_frac, options_.min_non_n}.rejects(span, n, length)) return false;
   if (reverse) reverse_complement(tokens, flags, static_cast<size_t>(length));
   flags[0] |= kFlagDocStart;
   RowInfo& info = batch.info[static_cast<size_t>(r)];

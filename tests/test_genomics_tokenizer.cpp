@@ -2,6 +2,7 @@
 // characters, reverse complement.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,28 @@ TEST(Tokenizer, CountsNGcAndSoftMasked) {
   EXPECT_EQ(c2.n, n);
   EXPECT_EQ(c2.gc, gc);
   EXPECT_EQ(c2.soft_masked, soft);
+}
+
+TEST(Tokenizer, WordWiseCountsMatchAByteLoop) {
+  std::mt19937 rng(1);
+  const std::string alphabet = "ACGTNacgtnRyK";
+  for (size_t size : {0u, 1u, 7u, 8u, 9u, 255u, 256u, 1000u, 4099u}) {
+    std::string s;
+    for (size_t i = 0; i < size; ++i) s.push_back(alphabet[rng() % alphabet.size()]);
+    std::vector<uint8_t> t(size), f(size);
+    tokenize(s, t.data(), f.data(), "c", 0);
+    int64_t n = 0, gc = 0, soft = 0;
+    for (size_t i = 0; i < size; ++i) {
+      n += t[i] == token::kN;
+      gc += t[i] == token::kC || t[i] == token::kG;
+      soft += f[i] & 1;
+    }
+    const BaseCounts c = count_tokens(t.data(), f.data(), size);
+    EXPECT_EQ(c.n, n) << size;
+    EXPECT_EQ(c.gc, gc) << size;
+    EXPECT_EQ(c.soft_masked, soft) << size;
+    EXPECT_EQ(count_n(t.data(), size), n) << size;
+  }
 }
 
 TEST(ReverseComplement, ComplementsReversesAndCarriesFlags) {
