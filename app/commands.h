@@ -5,5 +5,6 @@
 namespace gm::app {
 
 int cmd_inspect(int argc, char** argv);
+int cmd_pretrain(int argc, char** argv);
 
 }  // namespace gm::app

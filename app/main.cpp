@@ -20,6 +20,7 @@ struct Subcommand {
 constexpr Subcommand kSubcommands[] = {
     {"inspect", "check input data before a long run: contigs, N/soft-mask/GC, windows per split",
      gm::app::cmd_inspect},
+    {"pretrain", "train a causal Mamba LM on a genome (FASTA windows or BAM/CRAM reads); resumes", gm::app::cmd_pretrain},
 };
 
 void print_usage(std::ostream& os) {
