@@ -21,6 +21,8 @@ constexpr Subcommand kSubcommands[] = {
     {"inspect", "check input data before a long run: contigs, N/soft-mask/GC, windows per split",
      gm::app::cmd_inspect},
     {"pretrain", "train a causal Mamba LM on a genome (FASTA windows or BAM/CRAM reads); resumes", gm::app::cmd_pretrain},
+    {"eval", "held-out loss, perplexity and bits per base of a checkpoint on regions", gm::app::cmd_eval},
+    {"info", "a checkpoint's config, parameter count and provenance", gm::app::cmd_info},
 };
 
 void print_usage(std::ostream& os) {
