@@ -154,6 +154,24 @@ TEST(Reads, RegionQueryMatchesSamtools) {
   EXPECT_EQ(all_reads(a).size(), 2543u);
 }
 
+TEST(Reads, RecordsWithoutSeqAreSkippedAndCounted) {
+  test::TempDir dir;
+  std::ofstream(dir / "noseq.sam") << "@HD\tVN:1.6\n@SQ\tSN:chr22\tLN:40001\n"
+                                      "r1\t0\tchr22\t100\t60\t4M\t*\t0\t0\tACGT\tIIII\n"
+                                      "r2\t0\tchr22\t200\t60\t4M\t*\t0\t0\t*\t*\n"
+                                      "r3\t256\tchr22\t300\t0\t4M\t*\t0\t0\t*\t*\n"
+                                      "r4\t16\tchr22\t400\t60\t2S3M\t*\t0\t0\tAACCG\tIIIII\n";
+  FastaReader ref(data_path(kRefB));
+  ReadReader r(dir / "noseq.sam", &ref);
+  const auto reads = all_reads(r);
+  ASSERT_EQ(reads.size(), 2u);
+  EXPECT_EQ(reads[0].seq, "ACGT");
+  EXPECT_EQ(reads[1].seq, "CGGTT");  // reverse strand, soft clip kept, flipped back
+  EXPECT_EQ(r.stats().records, 4);
+  EXPECT_EQ(r.stats().no_seq, 1);        // r2; r3 is dropped as secondary first
+  EXPECT_EQ(r.stats().dropped_flags, 1);
+}
+
 TEST(ReadErrors, CramWithoutReference) {
   const std::string msg = error_of([] { ReadReader r(data_path(kCramB), nullptr); });
   EXPECT_NE(msg.find("CRAM"), std::string::npos) << msg;
