@@ -5,9 +5,11 @@
 // Conventions
 // - The whole state is one uint64_t (state() / Rng::from_state()), so it can be
 //   stored in a training-state file and restored exactly.
-// - uniform() draws doubles in [0, 1) with 53 random bits; normal() uses the
-//   Box-Muller transform and discards the second variate, so the number of
-//   64-bit draws per call is fixed (2) and the stream position is predictable.
+// - uniform() draws doubles in [0, 1) with 53 random bits (bit-identical everywhere);
+//   normal() uses the Box-Muller transform and discards the second variate, so the
+//   number of 64-bit draws per call is fixed (2) and the stream position is
+//   predictable. Its values go through libm's log/cos, so they are identical across
+//   machines that share a libm (glibc) and may differ in the last bit elsewhere.
 // - derive(seed, name) gives an independent stream per named purpose (one per
 //   parameter tensor), so adding a parameter never changes the others' values.
 #pragma once
