@@ -48,6 +48,12 @@ inline unsigned blocks_for(int64_t n, int threads) {
   return static_cast<unsigned>(b < 1 ? 1 : (b > 0x7fffffff ? 0x7fffffff : b));
 }
 
+// Blocks for a grid-stride loop over n elements, capped (the loop covers the rest).
+inline unsigned capped_blocks(int64_t n, int threads, unsigned cap = 65535u * 16u) {
+  const unsigned b = blocks_for(n, threads);
+  return b > cap ? cap : b;
+}
+
 // Up to 4-d tensor geometry in elements; maps a linear (row-major) index to an offset.
 struct Strided4 {
   int64_t size[4] = {1, 1, 1, 1};

@@ -101,10 +101,7 @@ __global__ void nonfinite_kernel(const float* __restrict__ x, Strided4 g, int64_
   }
 }
 
-unsigned grid_for(int64_t n) {
-  const unsigned b = blocks_for(n, kThreads);
-  return b > 65535u * 8u ? 65535u * 8u : b;
-}
+unsigned grid_for(int64_t n) { return capped_blocks(n, kThreads); }
 
 // Host<->device copy of one dtype. The innermost dimension is dense; every other
 // dimension may be strided: one 2-d copy per index of the dimensions above the last two.

@@ -1,0 +1,342 @@
+// Causal depthwise conv1d (+ SiLU) on CUDA, channel-major [B, D, L], forward and backward.
+//   pre[b,c,t] = bias[c] + sum_k weight[c,k] * in(t-K+1+k | t),  out = silu(pre) or pre
+// in(p | t) = x[b,c,p] for p >= 0, state_in[b,c,K-1+p] for p < 0 (0 without state_in),
+// and 0 when a document starts in (p, t] (seq_start), so packed documents never mix.
+// Only starts inside the window (t-K+1, t] can hide an input, so a thread needs the
+// flags of its own window alone.
+// Each thread owns kSteps consecutive positions; a block covers kThreads * kSteps
+// positions of one (b, c) row. x, out, dout, dx: act (f32 or bf16) with unit inner
+// stride and free batch/channel strides; weight f32 [D, K]; bias f32 [D]; state_in /
+// state_out f32 [B, D, K-1] dense. The backward recomputes pre (with a K-1 halo) and
+// sums dweight / dbias per block in a fixed tree, then over blocks with column_sum:
+// deterministic, no atomics. dx is overwritten; dweight, dbias accumulated.
+#include "mamba/cuda/check.cuh"
+#include "mamba/cuda/context_cuda.h"
+#include "mamba/cuda/device_util.cuh"
+#include "mamba/cuda/reduce.cuh"
+#include "mamba/ops.h"
+
+namespace gm::cuda {
+
+namespace {
+constexpr int kThreads = 128;
+constexpr int kSteps = 8;
+constexpr int kTile = kThreads * kSteps;
+constexpr int kMaxWidth = 8;
+
+struct ConvArgs {
+  const void* x;
+  int64_t x_bs, x_cs;  // batch / channel strides of x (elements)
+  const float* weight;
+  const float* bias;
+  const uint8_t* starts;
+  int64_t starts_bs;
+  const float* state_in;
+  int64_t B, D, L;
+  bool silu;
+};
+
+// The inputs and start flags a thread needs, positions [base, base + kSpan).
+template <class T, int K, int kSpan>
+struct Window {
+  float x[kSpan];
+  bool start[kSpan];
+
+  __device__ void load(const ConvArgs& a, int64_t b, int64_t c, int64_t base) {
+    const T* xr = static_cast<const T*>(a.x) + b * a.x_bs + c * a.x_cs;
+    const float* st = a.state_in ? a.state_in + (b * a.D + c) * (K - 1) : nullptr;
+    const uint8_t* sr = a.starts ? a.starts + b * a.starts_bs : nullptr;
+#pragma unroll
+    for (int i = 0; i < kSpan; ++i) {
+      const int64_t p = base + i;
+      float v = 0.f;
+      if (p >= 0 && p < a.L) v = to_f(xr[p]);
+      else if (p < 0 && st && p >= -(K - 1)) v = st[K - 1 + p];
+      x[i] = v;
+      start[i] = sr && p >= 0 && p < a.L && sr[p] != 0;
+    }
+  }
+  // Window index i of input p is visible from output window index j (p = i, t = j) when
+  // no document starts in (i, j].
+  __device__ bool visible(int i, int j) const {
+    bool ok = true;
+#pragma unroll
+    for (int s = 0; s < kSpan; ++s)
+      if (s > i && s <= j && start[s]) ok = false;
+    return ok;
+  }
+  __device__ float pre(const float* w, float bias, int j) const {
+    float acc = bias;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int i = j - K + 1 + k;
+      if (visible(i, j)) acc = fmaf(w[k], x[i], acc);
+    }
+    return acc;
+  }
+};
+
+template <class T, int K>
+__global__ void __launch_bounds__(kThreads) conv1d_fwd_kernel(ConvArgs a, T* __restrict__ out, int64_t out_bs,
+                                                              int64_t out_cs) {
+  constexpr int kSpan = kSteps + K - 1;
+  const int64_t b = blockIdx.z, c = blockIdx.y;
+  const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kTile + threadIdx.x * kSteps;
+  if (t0 >= a.L) return;
+  float w[K];
+#pragma unroll
+  for (int k = 0; k < K; ++k) w[k] = a.weight[c * K + k];
+  const float bias = a.bias ? a.bias[c] : 0.f;
+  Window<T, K, kSpan> win;
+  win.load(a, b, c, t0 - (K - 1));
+  T* o = out + b * out_bs + c * out_cs;
+#pragma unroll
+  for (int s = 0; s < kSteps; ++s) {
+    const int64_t t = t0 + s;
+    if (t < a.L) {
+      const float p = win.pre(w, bias, s + K - 1);
+      o[t] = from_f<T>(a.silu ? silu_f(p) : p);
+    }
+  }
+}
+
+// state_out[b,c,j] = in(L-K+1+j | L-1); one thread per (b, c).
+template <class T, int K>
+__global__ void conv1d_state_kernel(ConvArgs a, float* __restrict__ state_out) {
+  const int64_t bc = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (bc >= a.B * a.D) return;
+  const int64_t b = bc / a.D, c = bc % a.D;
+  Window<T, K, K> win;  // positions L-K .. L-1
+  win.load(a, b, c, a.L - K);
+#pragma unroll
+  for (int j = 0; j < K - 1; ++j) state_out[bc * (K - 1) + j] = win.visible(j + 1, K - 1) ? win.x[j + 1] : 0.f;
+}
+
+template <class T, int K>
+__global__ void __launch_bounds__(kThreads) conv1d_bwd_kernel(ConvArgs a, const T* __restrict__ dout, int64_t g_bs,
+                                                              int64_t g_cs, T* __restrict__ dx, int64_t dx_bs,
+                                                              int64_t dx_cs, float* __restrict__ part_w,
+                                                              float* __restrict__ part_b) {
+  // Inputs p0-K+1 .. p0+kSteps+K-2; outputs (dpre) p0 .. p0+kSteps+K-2.
+  constexpr int kSpan = kSteps + 2 * (K - 1);
+  constexpr int kOut = kSteps + K - 1;
+  __shared__ float red[kThreads / 32][K + 1];
+  const int64_t b = blockIdx.z, c = blockIdx.y;
+  const int64_t p0 = static_cast<int64_t>(blockIdx.x) * kTile + threadIdx.x * kSteps;
+  float w[K];
+#pragma unroll
+  for (int k = 0; k < K; ++k) w[k] = a.weight[c * K + k];
+  const float bias = a.bias ? a.bias[c] : 0.f;
+  float dw[K + 1];  // dweight taps, then dbias
+#pragma unroll
+  for (int k = 0; k <= K; ++k) dw[k] = 0.f;
+  if (p0 < a.L) {
+    Window<T, K, kSpan> win;
+    win.load(a, b, c, p0 - (K - 1));
+    const T* g = dout + b * g_bs + c * g_cs;
+    float dpre[kOut];
+#pragma unroll
+    for (int s = 0; s < kOut; ++s) {
+      const int64_t t = p0 + s;
+      float d = 0.f;
+      if (t < a.L) {
+        d = to_f(g[t]);
+        if (a.silu) d *= dsilu_f(win.pre(w, bias, s + K - 1));
+      }
+      dpre[s] = d;
+    }
+    // Parameter sums over the outputs this thread owns (p0 .. p0+kSteps-1).
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) {
+      const int j = s + K - 1;
+#pragma unroll
+      for (int k = 0; k < K; ++k) {
+        const int i = j - K + 1 + k;
+        if (win.visible(i, j)) dw[k] = fmaf(dpre[s], win.x[i], dw[k]);
+      }
+      dw[K] += dpre[s];
+    }
+    T* dxr = dx + b * dx_bs + c * dx_cs;
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) {
+      const int64_t p = p0 + s;
+      if (p >= a.L) break;
+      const int i = s + K - 1;  // window index of input p
+      float acc = 0.f;
+#pragma unroll
+      for (int k = 0; k < K; ++k) {
+        const int so = s + K - 1 - k;  // output p + K-1-k, as an index into dpre
+        if (p + K - 1 - k < a.L && win.visible(i, so + K - 1)) acc = fmaf(w[k], dpre[so], acc);
+      }
+      dxr[p] = from_f<T>(acc);
+    }
+  }
+  // Fixed-order block reduction of the K + 1 sums: warp tree, then warps in order.
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+  for (int k = 0; k <= K; ++k) {
+    float v = dw[k];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0) red[warp][k] = v;
+  }
+  __syncthreads();
+  if (threadIdx.x <= K) {
+    float s = 0.f;
+#pragma unroll
+    for (int wi = 0; wi < kThreads / 32; ++wi) s += red[wi][threadIdx.x];
+    const int64_t row = b * gridDim.x + blockIdx.x;
+    if (threadIdx.x < K)
+      part_w[(row * a.D + c) * K + threadIdx.x] = s;
+    else
+      part_b[row * a.D + c] = s;
+  }
+}
+
+ConvArgs make_args(const char* op, const Tensor& x, const Tensor& weight, const Tensor* bias, const Tensor* seq_start,
+                   const Tensor* state_in, bool silu) {
+  require_cuda(x, op, "x");
+  require(is_act(x.dtype()) && x.ndim() == 3 && x.stride(2) == 1, op,
+          "x must be f32 or bf16 [B, D, L] with unit inner stride, got " + x.describe());
+  const int64_t B = x.size(0), D = x.size(1), L = x.size(2);
+  require_cuda(weight, op, "weight");
+  require(weight.dtype() == DType::F32 && weight.ndim() == 2 && weight.size(0) == D && weight.is_contiguous(), op,
+          "weight must be dense f32 [D, K], got " + weight.describe());
+  const int64_t K = weight.size(1);
+  require(K >= 1 && K <= kMaxWidth, op, "d_conv must be 1..8 on CUDA");
+  if (bias) {
+    require_cuda(*bias, op, "bias");
+    require(bias->dtype() == DType::F32 && bias->numel() == D && bias->is_contiguous(), op, "bias must be f32 [D]");
+  }
+  if (seq_start) {
+    require_cuda(*seq_start, op, "seq_start");
+    require(seq_start->dtype() == DType::U8 && seq_start->ndim() == 2 && seq_start->size(0) == B &&
+                seq_start->size(1) == L && seq_start->stride(1) == 1,
+            op, "seq_start must be u8 [B, L], got " + seq_start->describe());
+  }
+  if (state_in) {
+    require_cuda(*state_in, op, "state_in");
+    require(state_in->dtype() == DType::F32 && state_in->numel() == B * D * (K - 1) && state_in->is_contiguous(), op,
+            "state_in must be dense f32 [B, D, K-1], got " + state_in->describe());
+  }
+  ConvArgs a{};
+  a.x = x.raw();
+  a.x_bs = x.stride(0);
+  a.x_cs = x.stride(1);
+  a.weight = weight.data<float>();
+  a.bias = bias ? bias->data<float>() : nullptr;
+  a.starts = seq_start ? seq_start->data<uint8_t>() : nullptr;
+  a.starts_bs = seq_start ? seq_start->stride(0) : 0;
+  a.state_in = state_in ? state_in->data<float>() : nullptr;
+  a.B = B;
+  a.D = D;
+  a.L = L;
+  a.silu = silu;
+  return a;
+}
+
+void require_like_x(const Tensor& t, const Tensor& x, const char* op, const char* name) {
+  require_cuda(t, op, name);
+  require(t.dtype() == x.dtype() && t.shape() == x.shape() && t.stride(2) == 1, op,
+          std::string(name) + " must match x (" + x.describe() + "), got " + t.describe());
+}
+
+template <class T, int K>
+void fwd_impl(CudaContext& c, const ConvArgs& a, Tensor& out, Tensor* state_out) {
+  if (a.L > 0) {
+    const dim3 grid(static_cast<unsigned>((a.L + kTile - 1) / kTile), static_cast<unsigned>(a.D),
+                    static_cast<unsigned>(a.B));
+    conv1d_fwd_kernel<T, K><<<grid, kThreads, 0, c.stream()>>>(a, static_cast<T*>(out.raw()), out.stride(0),
+                                                                out.stride(1));
+    GM_CUDA_CHECK_LAUNCH();
+  }
+  if (state_out && K > 1) {
+    conv1d_state_kernel<T, K><<<blocks_for(a.B * a.D, 128), 128, 0, c.stream()>>>(a, state_out->data<float>());
+    GM_CUDA_CHECK_LAUNCH();
+  }
+}
+
+template <class T, int K>
+void bwd_impl(CudaContext& c, const ConvArgs& a, const Tensor& dout, Tensor& dx, Tensor& dweight, Tensor* dbias) {
+  if (a.L == 0) return;
+  const int64_t tiles = (a.L + kTile - 1) / kTile;
+  const int64_t rows = a.B * tiles;
+  Tensor part_w = Tensor::empty(c.allocator(), {rows, a.D * K}, DType::F32);
+  Tensor part_b = Tensor::empty(c.allocator(), {rows, a.D}, DType::F32);
+  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(a.D), static_cast<unsigned>(a.B));
+  conv1d_bwd_kernel<T, K><<<grid, kThreads, 0, c.stream()>>>(
+      a, static_cast<const T*>(dout.raw()), dout.stride(0), dout.stride(1), static_cast<T*>(dx.raw()), dx.stride(0),
+      dx.stride(1), part_w.data<float>(), part_b.data<float>());
+  GM_CUDA_CHECK_LAUNCH();
+  column_sum(c, part_w.data<float>(), rows, a.D * K, dweight.data<float>(), true);
+  if (dbias) column_sum(c, part_b.data<float>(), rows, a.D, dbias->data<float>(), true);
+}
+
+template <class T, class Fn>
+void with_width(int64_t K, Fn&& fn) {
+  switch (K) {
+    case 1: fn(std::integral_constant<int, 1>{}); break;
+    case 2: fn(std::integral_constant<int, 2>{}); break;
+    case 3: fn(std::integral_constant<int, 3>{}); break;
+    case 4: fn(std::integral_constant<int, 4>{}); break;
+    case 5: fn(std::integral_constant<int, 5>{}); break;
+    case 6: fn(std::integral_constant<int, 6>{}); break;
+    case 7: fn(std::integral_constant<int, 7>{}); break;
+    default: fn(std::integral_constant<int, 8>{}); break;
+  }
+}
+}  // namespace
+
+void conv1d_fwd(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor* bias, const Tensor* seq_start,
+                const Tensor* state_in, bool silu, Tensor& out, Tensor* state_out) {
+  CudaContext& c = as_cuda(ctx);
+  const char* op = "conv1d_fwd";
+  const ConvArgs a = make_args(op, x, weight, bias, seq_start, state_in, silu);
+  require_like_x(out, x, op, "out");
+  const int64_t K = weight.size(1);
+  if (state_out) {
+    require_cuda(*state_out, op, "state_out");
+    require(state_out->dtype() == DType::F32 && state_out->numel() == a.B * a.D * (K - 1) &&
+                state_out->is_contiguous(),
+            op, "state_out must be dense f32 [B, D, K-1], got " + state_out->describe());
+    require(!state_in || state_in->raw() != state_out->raw(), op, "state_in and state_out must not alias");
+  }
+  if (a.B * a.D == 0) return;
+  auto run = [&](auto kw) {
+    constexpr int kK = decltype(kw)::value;
+    if (x.dtype() == DType::BF16)
+      fwd_impl<bf16_t, kK>(c, a, out, state_out);
+    else
+      fwd_impl<float, kK>(c, a, out, state_out);
+  };
+  with_width<void>(K, run);
+}
+
+void conv1d_bwd(Context& ctx, const Tensor& dout, const Tensor& x, const Tensor& weight, const Tensor* bias,
+                const Tensor* seq_start, const Tensor* state_in, bool silu, Tensor& dx, Tensor& dweight,
+                Tensor* dbias) {
+  CudaContext& c = as_cuda(ctx);
+  const char* op = "conv1d_bwd";
+  const ConvArgs a = make_args(op, x, weight, bias, seq_start, state_in, silu);
+  require_like_x(dout, x, op, "dout");
+  require_like_x(dx, x, op, "dx");
+  require_cuda(dweight, op, "dweight");
+  require(dweight.dtype() == DType::F32 && dweight.shape() == weight.shape() && dweight.is_contiguous(), op,
+          "dweight must be dense f32 like weight");
+  if (dbias) {
+    require_cuda(*dbias, op, "dbias");
+    require(dbias->dtype() == DType::F32 && dbias->numel() == a.D && dbias->is_contiguous(), op,
+            "dbias must be f32 [D]");
+  }
+  if (a.B * a.D == 0) return;
+  auto run = [&](auto kw) {
+    constexpr int kK = decltype(kw)::value;
+    if (x.dtype() == DType::BF16)
+      bwd_impl<bf16_t, kK>(c, a, dout, dx, dweight, dbias);
+    else
+      bwd_impl<float, kK>(c, a, dout, dx, dweight, dbias);
+  };
+  with_width<void>(weight.size(1), run);
+}
+
+}  // namespace gm::cuda

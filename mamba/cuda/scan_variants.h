@@ -1,0 +1,30 @@
+// Selective-scan kernel variants of the CUDA backend. gm::cuda::selective_scan_fwd/bwd
+// run the default variant; tests run every variant against the CPU reference and the
+// benchmark times each, so a simple variant stays available as a tested reference when
+// faster ones are added. All variants share the `saved` layout (see selective_scan.cu).
+// Plain C++ header.
+#pragma once
+
+#include <vector>
+
+#include "mamba/context.h"
+#include "mamba/op_types.h"
+
+namespace gm::cuda {
+
+enum class ScanVariant : int {
+  // Chunk-parallel in length: per chunk, thread-per-channel forward passes and a
+  // thread-per-(channel, state) backward (scan_fwd.cuh, scan_bwd.cuh).
+  kChunked = 0,
+};
+
+const char* scan_variant_name(ScanVariant v);
+// Every variant, the default first.
+std::vector<ScanVariant> scan_variants();
+
+void selective_scan_fwd_variant(Context& ctx, ScanVariant v, const ScanInputs& in, Tensor& out, Tensor* h_last,
+                                Tensor* saved);
+void selective_scan_bwd_variant(Context& ctx, ScanVariant v, const ScanInputs& in, const Tensor* saved,
+                                const Tensor& dout, const ScanGrads& grads);
+
+}  // namespace gm::cuda

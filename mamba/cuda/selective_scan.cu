@@ -1,0 +1,338 @@
+// Selective scan (S6) on CUDA: argument checks, scratch buffers and launches of the
+// chunked kernels (scan_fwd.cuh, scan_bwd.cuh), and the variant selector (scan_variants.h).
+//
+// `saved` (f32, selective_scan_saved_numel elements) holds the state before every chunk
+// of kChunk = 512 steps, laid out [B, K, D, 16] (K = ceil(L / 512); states beyond N are
+// 0). It is written by the forward and lets the backward recompute any chunk on its own.
+// Without it the backward recomputes those states first (one more forward-like pass).
+// Activations (u, delta, z, B, C, out, dout and their gradients) share one dtype, f32 or
+// bf16; the recurrence and every reduction run in f32.
+#include <cstdint>
+#include <string>
+
+#include "mamba/cuda/check.cuh"
+#include "mamba/cuda/context_cuda.h"
+#include "mamba/cuda/reduce.cuh"
+#include "mamba/cuda/scan_bwd.cuh"
+#include "mamba/cuda/scan_variants.h"
+#include "mamba/ops.h"
+
+namespace gm::cuda {
+
+namespace {
+using scan::kChunk;
+using scan::kMaxState;
+using scan::Params;
+
+int64_t num_chunks(int64_t L) { return (L + kChunk - 1) / kChunk; }
+
+bool aligned16(const Tensor& t) {
+  const int64_t es = static_cast<int64_t>(dtype_size(t.dtype()));
+  bool ok = reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0;
+  for (int d = 0; d + 1 < t.ndim(); ++d) ok = ok && (t.stride(d) * es) % 16 == 0;
+  return ok;
+}
+
+void require_act(const Tensor& t, DType dtype, const Tensor::Shape& shape, const char* op, const char* name) {
+  require_cuda(t, op, name);
+  require(t.dtype() == dtype && t.shape() == shape && (t.size(-1) <= 1 || t.stride(-1) == 1), op,
+          std::string(name) + " must be " + dtype_name(dtype) + " with the shape of u's layout and unit inner " +
+              "stride, got " + t.describe());
+}
+
+void require_dense_f32(const Tensor& t, const Tensor::Shape& shape, const char* op, const char* name) {
+  require_cuda(t, op, name);
+  require(t.dtype() == DType::F32 && t.shape() == shape && t.is_contiguous(), op,
+          std::string(name) + " must be dense f32, got " + t.describe());
+}
+
+Params make_params(const char* op, const ScanInputs& in) {
+  require(in.u && in.delta && in.A && in.B && in.C, op, "u, delta, A, B and C are required");
+  const Tensor& u = *in.u;
+  require_cuda(u, op, "u");
+  require(is_act(u.dtype()) && u.ndim() == 3, op, "u must be f32 or bf16 [B, D, L], got " + u.describe());
+  const DType dt = u.dtype();
+  const int64_t B = u.size(0), D = u.size(1), L = u.size(2);
+  require_cuda(*in.A, op, "A");
+  require(in.A->ndim() == 2 && in.A->size(0) == D, op, "A must be [D, N], got " + in.A->describe());
+  const int64_t N = in.A->size(1);
+  require(N >= 1 && N <= kMaxState, op, "d_state must be 1..16 on CUDA, got " + std::to_string(N));
+  require_dense_f32(*in.A, {D, N}, op, "A");
+  require_act(u, dt, {B, D, L}, op, "u");
+  require_act(*in.delta, dt, {B, D, L}, op, "delta");
+  require_act(*in.B, dt, {B, N, L}, op, "B");
+  require_act(*in.C, dt, {B, N, L}, op, "C");
+  if (in.z) require_act(*in.z, dt, {B, D, L}, op, "z");
+  if (in.Dskip) require_dense_f32(*in.Dskip, {D}, op, "Dskip");
+  if (in.delta_bias) require_dense_f32(*in.delta_bias, {D}, op, "delta_bias");
+  if (in.seq_start) {
+    require_cuda(*in.seq_start, op, "seq_start");
+    require(in.seq_start->dtype() == DType::U8 && in.seq_start->shape() == Tensor::Shape{B, L} &&
+                (L <= 1 || in.seq_start->stride(1) == 1),
+            op, "seq_start must be u8 [B, L], got " + in.seq_start->describe());
+  }
+  if (in.h0) require_dense_f32(*in.h0, {B, D, N}, op, "h0");
+
+  Params p{};
+  p.batch = B;
+  p.channels = D;
+  p.length = L;
+  p.state = N;
+  p.chunks = num_chunks(L);
+  p.u = u.raw();
+  p.u_bs = u.stride(0);
+  p.u_cs = u.stride(1);
+  p.delta = in.delta->raw();
+  p.delta_bs = in.delta->stride(0);
+  p.delta_cs = in.delta->stride(1);
+  p.z = in.z ? in.z->raw() : nullptr;
+  p.z_bs = in.z ? in.z->stride(0) : 0;
+  p.z_cs = in.z ? in.z->stride(1) : 0;
+  p.Bm = in.B->raw();
+  p.B_bs = in.B->stride(0);
+  p.B_ns = in.B->stride(1);
+  p.Cm = in.C->raw();
+  p.C_bs = in.C->stride(0);
+  p.C_ns = in.C->stride(1);
+  p.A = in.A->data<float>();
+  p.Dskip = in.Dskip ? in.Dskip->data<float>() : nullptr;
+  p.delta_bias = in.delta_bias ? in.delta_bias->data<float>() : nullptr;
+  p.starts = in.seq_start ? in.seq_start->data<uint8_t>() : nullptr;
+  p.starts_bs = in.seq_start ? in.seq_start->stride(0) : 0;
+  p.softplus = in.delta_softplus;
+  p.aligned = aligned16(u) && aligned16(*in.delta) && aligned16(*in.B) && aligned16(*in.C) &&
+              (!in.z || aligned16(*in.z));
+  return p;
+}
+
+dim3 fwd_grid(const Params& p, int64_t chunks) {
+  return dim3(static_cast<unsigned>(chunks),
+              static_cast<unsigned>((p.channels + scan::kFwdThreads - 1) / scan::kFwdThreads),
+              static_cast<unsigned>(p.batch));
+}
+
+unsigned state_blocks(const Params& p) { return blocks_for(p.batch * p.channels * kMaxState, 256); }
+
+// The state before every chunk into `starts` ([B, K, D, 16]): chunk summaries, then the
+// sequential combine along the chunks.
+template <class T>
+void chunk_start_states(CudaContext& c, const Params& p, const float* h0, float* starts) {
+  Tensor E, P;
+  if (p.chunks > 1) {
+    const int64_t n = p.batch * p.chunks * p.channels * kMaxState;
+    E = Tensor::empty(c.allocator(), {n}, DType::F32);
+    P = Tensor::empty(c.allocator(), {n}, DType::F32);
+    scan::scan_fwd_summary_kernel<T><<<fwd_grid(p, p.chunks - 1), scan::kFwdThreads, 0, c.stream()>>>(
+        p, E.data<float>(), P.data<float>());
+    GM_CUDA_CHECK_LAUNCH();
+  }
+  scan::scan_fwd_combine_kernel<<<state_blocks(p), 256, 0, c.stream()>>>(
+      p, p.chunks > 1 ? E.data<float>() : nullptr, p.chunks > 1 ? P.data<float>() : nullptr, h0, starts);
+  GM_CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+void fwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, Tensor& out, Tensor* h_last, Tensor* saved) {
+  const int64_t n = p.batch * p.chunks * p.channels * kMaxState;
+  Tensor scratch;
+  float* starts = nullptr;
+  if (saved) {
+    starts = saved->data<float>();
+  } else {
+    scratch = Tensor::empty(c.allocator(), {n}, DType::F32);
+    starts = scratch.data<float>();
+  }
+  chunk_start_states<T>(c, p, in.h0 ? in.h0->data<float>() : nullptr, starts);
+  float* hl = h_last ? h_last->data<float>() : nullptr;
+  T* o = static_cast<T*>(out.raw());
+  if (p.z)
+    scan::scan_fwd_output_kernel<T, true><<<fwd_grid(p, p.chunks), scan::kFwdThreads, 0, c.stream()>>>(
+        p, starts, o, out.stride(0), out.stride(1), hl);
+  else
+    scan::scan_fwd_output_kernel<T, false><<<fwd_grid(p, p.chunks), scan::kFwdThreads, 0, c.stream()>>>(
+        p, starts, o, out.stride(0), out.stride(1), hl);
+  GM_CUDA_CHECK_LAUNCH();
+}
+
+template <class T, bool kHasZ>
+void bwd_launch(CudaContext& c, const Params& p, const scan::BwdArgs& o, float* Q, float* P, float* carry) {
+  if (p.chunks > 1) {
+    scan::scan_bwd_summary_kernel<T, kHasZ><<<fwd_grid(p, p.chunks - 1), scan::kFwdThreads, 0, c.stream()>>>(
+        p, o, Q, P);
+    GM_CUDA_CHECK_LAUNCH();
+  }
+  scan::scan_bwd_combine_kernel<<<state_blocks(p), 256, 0, c.stream()>>>(p, Q, P, carry);
+  GM_CUDA_CHECK_LAUNCH();
+  const size_t smem = sizeof(scan::BwdSmem);
+  GM_CUDA_CHECK(cudaFuncSetAttribute(scan::scan_bwd_main_kernel<T, kHasZ>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  const dim3 grid(static_cast<unsigned>(p.chunks), static_cast<unsigned>(o.groups), static_cast<unsigned>(p.batch));
+  scan::scan_bwd_main_kernel<T, kHasZ><<<grid, scan::kBwdThreads, smem, c.stream()>>>(p, o);
+  GM_CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+void bwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, const Tensor* saved, const Tensor& dout,
+                 const ScanGrads& grads) {
+  const int64_t B = p.batch, D = p.channels, N = p.state, L = p.length, K = p.chunks;
+  const int64_t n = B * K * D * kMaxState;
+  Tensor starts_t;
+  const float* starts = nullptr;
+  if (saved) {
+    starts = saved->data<float>();
+  } else {
+    starts_t = Tensor::empty(c.allocator(), {n}, DType::F32);
+    chunk_start_states<T>(c, p, in.h0 ? in.h0->data<float>() : nullptr, starts_t.data<float>());
+    starts = starts_t.data<float>();
+  }
+  Tensor Q = Tensor::empty(c.allocator(), {n}, DType::F32);
+  Tensor P = Tensor::empty(c.allocator(), {n}, DType::F32);
+  Tensor carry = Tensor::empty(c.allocator(), {n}, DType::F32);
+  Tensor part_dA = Tensor::empty(c.allocator(), {B * K, D * kMaxState}, DType::F32);
+  Tensor part_dD = Tensor::empty(c.allocator(), {B * K, D}, DType::F32);
+  Tensor part_ddb = Tensor::empty(c.allocator(), {B * K, D}, DType::F32);
+  const int64_t groups = (D + scan::kBwdChannels - 1) / scan::kBwdChannels;
+  Tensor part_bc;
+  if (grads.dB || grads.dC) part_bc = Tensor::empty(c.allocator(), {2 * B * groups * kMaxState * L}, DType::F32);
+
+  scan::BwdArgs o{};
+  o.dout = dout.raw();
+  o.g_bs = dout.stride(0);
+  o.g_cs = dout.stride(1);
+  auto out_rows = [](Tensor* t, void*& ptr, int64_t& bs, int64_t& cs) {
+    ptr = t ? t->raw() : nullptr;
+    bs = t ? t->stride(0) : 0;
+    cs = t ? t->stride(1) : 0;
+  };
+  out_rows(grads.du, o.du, o.du_bs, o.du_cs);
+  out_rows(grads.ddelta, o.ddelta, o.dd_bs, o.dd_cs);
+  out_rows(grads.dz, o.dz, o.dz_bs, o.dz_cs);
+  o.starts = starts;
+  o.carry = carry.data<float>();
+  o.part_bc = part_bc.defined() ? part_bc.data<float>() : nullptr;
+  o.groups = groups;
+  o.part_dA = part_dA.data<float>();
+  o.part_dD = part_dD.data<float>();
+  o.part_ddb = part_ddb.data<float>();
+  o.dh0 = grads.dh0 ? grads.dh0->data<float>() : nullptr;
+  if (p.z)
+    bwd_launch<T, true>(c, p, o, Q.data<float>(), P.data<float>(), carry.data<float>());
+  else
+    bwd_launch<T, false>(c, p, o, Q.data<float>(), P.data<float>(), carry.data<float>());
+
+  if (part_bc.defined()) {
+    T* dB = grads.dB ? static_cast<T*>(grads.dB->raw()) : nullptr;
+    T* dC = grads.dC ? static_cast<T*>(grads.dC->raw()) : nullptr;
+    scan::scan_bc_reduce_kernel<T><<<capped_blocks(2 * B * N * L, 256), 256, 0, c.stream()>>>(
+        part_bc.data<float>(), B, groups, N, L, dB, grads.dB ? grads.dB->stride(0) : 0,
+        grads.dB ? grads.dB->stride(1) : 0, dC, grads.dC ? grads.dC->stride(0) : 0, grads.dC ? grads.dC->stride(1) : 0);
+    GM_CUDA_CHECK_LAUNCH();
+  }
+  if (grads.dA) {
+    Tensor sums = Tensor::empty(c.allocator(), {D * kMaxState}, DType::F32);
+    column_sum(c, part_dA.data<float>(), B * K, D * kMaxState, sums.data<float>(), false);
+    scan::scan_compact_state_kernel<<<blocks_for(D * N, 256), 256, 0, c.stream()>>>(sums.data<float>(), D, N,
+                                                                                  grads.dA->data<float>());
+    GM_CUDA_CHECK_LAUNCH();
+  }
+  if (grads.dDskip) column_sum(c, part_dD.data<float>(), B * K, D, grads.dDskip->data<float>(), false);
+  if (grads.ddelta_bias) column_sum(c, part_ddb.data<float>(), B * K, D, grads.ddelta_bias->data<float>(), false);
+}
+
+void check_saved(const Tensor* saved, const Params& p, const char* op) {
+  if (!saved) return;
+  require_cuda(*saved, op, "saved");
+  const int64_t need = p.batch * p.chunks * p.channels * kMaxState;
+  require(saved->dtype() == DType::F32 && saved->is_contiguous() && saved->numel() >= need, op,
+          "saved must be dense f32 with selective_scan_saved_numel elements (" + std::to_string(need) + "), got " +
+              saved->describe());
+}
+
+void zero(CudaContext& c, Tensor* t) {
+  if (t && t->numel() > 0) GM_CUDA_CHECK(cudaMemsetAsync(t->raw(), 0, t->nbytes(), c.stream()));
+}
+
+}  // namespace
+
+const char* scan_variant_name(ScanVariant v) {
+  switch (v) {
+    case ScanVariant::kChunked: return "chunked";
+  }
+  return "?";
+}
+
+std::vector<ScanVariant> scan_variants() { return {ScanVariant::kChunked}; }
+
+void selective_scan_fwd_variant(Context& ctx, ScanVariant v, const ScanInputs& in, Tensor& out, Tensor* h_last,
+                                Tensor* saved) {
+  CudaContext& c = as_cuda(ctx);
+  const char* op = "selective_scan_fwd";
+  require(v == ScanVariant::kChunked, op, "unknown scan variant");
+  Params p = make_params(op, in);
+  const DType dt = in.u->dtype();
+  require_act(out, dt, in.u->shape(), op, "out");
+  p.aligned = p.aligned && aligned16(out);
+  if (h_last) require_dense_f32(*h_last, {p.batch, p.channels, p.state}, op, "h_last");
+  check_saved(saved, p, op);
+  if (p.batch * p.channels == 0) return;
+  if (p.length == 0) {
+    if (h_last) {
+      if (in.h0)
+        GM_CUDA_CHECK(cudaMemcpyAsync(h_last->raw(), in.h0->raw(), h_last->nbytes(), cudaMemcpyDeviceToDevice,
+                                      c.stream()));
+      else
+        zero(c, h_last);
+    }
+    return;
+  }
+  if (dt == DType::BF16)
+    fwd_chunked<bf16_t>(c, p, in, out, h_last, saved);
+  else
+    fwd_chunked<float>(c, p, in, out, h_last, saved);
+}
+
+void selective_scan_bwd_variant(Context& ctx, ScanVariant v, const ScanInputs& in, const Tensor* saved,
+                                const Tensor& dout, const ScanGrads& grads) {
+  CudaContext& c = as_cuda(ctx);
+  const char* op = "selective_scan_bwd";
+  require(v == ScanVariant::kChunked, op, "unknown scan variant");
+  const Params p = make_params(op, in);
+  const DType dt = in.u->dtype();
+  const Tensor::Shape bdl = in.u->shape(), bnl{p.batch, p.state, p.length};
+  require_act(dout, dt, bdl, op, "dout");
+  if (grads.du) require_act(*grads.du, dt, bdl, op, "du");
+  if (grads.ddelta) require_act(*grads.ddelta, dt, bdl, op, "ddelta");
+  if (grads.dz) require_act(*grads.dz, dt, bdl, op, "dz");
+  if (grads.dB) require_act(*grads.dB, dt, bnl, op, "dB");
+  if (grads.dC) require_act(*grads.dC, dt, bnl, op, "dC");
+  if (grads.dA) require_dense_f32(*grads.dA, {p.channels, p.state}, op, "dA");
+  if (grads.dDskip) require_dense_f32(*grads.dDskip, {p.channels}, op, "dDskip");
+  if (grads.ddelta_bias) require_dense_f32(*grads.ddelta_bias, {p.channels}, op, "ddelta_bias");
+  if (grads.dh0) require_dense_f32(*grads.dh0, {p.batch, p.channels, p.state}, op, "dh0");
+  require(!grads.dz || in.z, op, "dz given without z");
+  check_saved(saved, p, op);
+  if (p.batch * p.channels == 0 || p.length == 0) {
+    // Nothing to differentiate through: every (overwritten) gradient is zero.
+    for (Tensor* t : {grads.dA, grads.dDskip, grads.ddelta_bias, grads.dh0}) zero(c, t);
+    return;
+  }
+  if (dt == DType::BF16)
+    bwd_chunked<bf16_t>(c, p, in, saved, dout, grads);
+  else
+    bwd_chunked<float>(c, p, in, saved, dout, grads);
+}
+
+int64_t selective_scan_saved_numel(Context&, int64_t batch, int64_t d_inner, int64_t length, int64_t) {
+  return batch * num_chunks(length) * d_inner * kMaxState;
+}
+
+void selective_scan_fwd(Context& ctx, const ScanInputs& in, Tensor& out, Tensor* h_last, Tensor* saved) {
+  selective_scan_fwd_variant(ctx, scan_variants().front(), in, out, h_last, saved);
+}
+
+void selective_scan_bwd(Context& ctx, const ScanInputs& in, const Tensor* saved, const Tensor& dout,
+                        const ScanGrads& grads) {
+  selective_scan_bwd_variant(ctx, scan_variants().front(), in, saved, dout, grads);
+}
+
+}  // namespace gm::cuda
