@@ -3,6 +3,7 @@
 // runs the model; passed to every op. No global state.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -25,6 +26,14 @@ class OutOfDeviceMemory : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Wall-clock seconds and call counts per op, filled by the dispatcher (mamba/ops.cpp)
+// while a Context's `profile` points at one. For benchmarks: on CUDA each profiled op
+// synchronises, which serialises the stream.
+struct OpProfile {
+  std::map<std::string, double> seconds;
+  std::map<std::string, int64_t> calls;
+};
+
 class Context {
  public:
   virtual ~Context() = default;
@@ -43,6 +52,8 @@ class Context {
   DType act_dtype() const { return precision_ == Precision::BF16 ? DType::BF16 : DType::F32; }
 
   Tensor empty(const Tensor::Shape& shape, DType dtype) { return Tensor::empty(allocator(), shape, dtype); }
+
+  OpProfile* profile = nullptr;  // not owned; null = no profiling
 
  protected:
   int threads_ = 1;

@@ -1,17 +1,48 @@
 // Dispatch of every op to the backend of the context's device.
 #include "mamba/ops.h"
 
+#include <chrono>
 #include <stdexcept>
 
 namespace gm::ops {
 
+namespace {
+
+// Times one op into ctx.profile when profiling is on.
+class ProfileScope {
+ public:
+  ProfileScope(Context& ctx, const char* name) : ctx_(ctx), name_(name) {
+    if (ctx_.profile) {
+      ctx_.synchronize();
+      start_ = std::chrono::steady_clock::now();
+    }
+  }
+  ~ProfileScope() {
+    if (!ctx_.profile) return;
+    ctx_.synchronize();
+    ctx_.profile->seconds[name_] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    ctx_.profile->calls[name_] += 1;
+  }
+
+ private:
+  Context& ctx_;
+  const char* name_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace
+
 #ifdef GENOMAMBA_HAVE_CUDA
-#define GM_DISPATCH(fn, ...) \
-  return ctx.device().is_cuda() ? ::gm::cuda::fn(ctx, __VA_ARGS__) : ::gm::cpu::fn(ctx, __VA_ARGS__)
+#define GM_DISPATCH(fn, ...)                                                                         \
+  do {                                                                                               \
+    ProfileScope profile_scope(ctx, #fn);                                                            \
+    return ctx.device().is_cuda() ? ::gm::cuda::fn(ctx, __VA_ARGS__) : ::gm::cpu::fn(ctx, __VA_ARGS__); \
+  } while (0)
 #else
 #define GM_DISPATCH(fn, ...)                                                              \
   do {                                                                                    \
     if (ctx.device().is_cuda()) throw std::runtime_error("built without the CUDA backend"); \
+    ProfileScope profile_scope(ctx, #fn);                                                 \
     return ::gm::cpu::fn(ctx, __VA_ARGS__);                                               \
   } while (0)
 #endif

@@ -222,7 +222,7 @@ int run_pretrain(const PretrainOptions& o, std::ostream& log) {
     if (!o.init_checkpoint.empty()) load_weights(*ctx, model, o.init_checkpoint);
     else model.init_weights(*ctx, o.seed);
   }
-  log << "pretrain: " << model.config().summary() << ", " << model.params().parameter_count() << " parameters, on "
+  log << "pretrain: " << model.config().summary() << ", on "
       << ctx->device().str() << " (" << precision_name(ctx->precision()) << ")\n";
 
   MetricsLog metrics((fs::path(o.out_dir) / "metrics.jsonl").string());
