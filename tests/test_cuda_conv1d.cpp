@@ -1,0 +1,101 @@
+// CUDA causal depthwise conv1d (+ SiLU) forward / backward against the CPU twin: widths
+// 2..4, with and without bias / SiLU / document starts / streaming state, lengths that
+// are not multiples of the block (and L = 1), strided inputs, f32 and bf16; and two
+// chunked calls carried through state_out / state_in equal one call.
+#include "tests/test_cuda_support.h"
+
+#ifdef GENOMAMBA_HAVE_CUDA
+namespace gm::test {
+namespace {
+
+using CudaConv1d = CudaTest;
+
+struct ConvCase {
+  int64_t B, D, L, K;
+  bool bias, silu, starts, state;
+  DType dtype;
+};
+
+TEST_F(CudaConv1d, MatchesCpu) {
+  SCOPED_TRACE(seed_note());
+  const ConvCase cases[] = {
+      {2, 8, 1, 4, true, true, false, true, DType::F32},     {3, 20, 1500, 4, true, true, true, true, DType::F32},
+      {1, 7, 2049, 3, false, false, true, false, DType::F32}, {2, 5, 300, 2, true, false, true, true, DType::F32},
+      {2, 16, 1100, 4, true, true, true, true, DType::BF16},  {1, 3, 5, 4, false, true, true, true, DType::F32},
+  };
+  for (const ConvCase& cc : cases) {
+    SCOPED_TRACE("B" + std::to_string(cc.B) + " D" + std::to_string(cc.D) + " L" + std::to_string(cc.L) + " K" +
+                 std::to_string(cc.K) + " " + dtype_name(cc.dtype));
+    const bool bf = cc.dtype == DType::BF16;
+    const double tol = bf ? 1e-2 : 1e-5;
+    // x as a narrow of a [B, D + 2, L] tensor (the mixer's split of in_proj).
+    Tensor xw = normal({cc.B, cc.D + 2, cc.L});
+    if (bf) round_bf16(xw);
+    Tensor dxw = upload(xw, cc.dtype);
+    Tensor x = xw.narrow(1, 2, cc.D), dx_in = dxw.narrow(1, 2, cc.D);
+    Tensor w = normal({cc.D, cc.K}, 0.5f), bias = normal({cc.D});
+    Tensor starts = flags({cc.B, cc.L}, 0.01);
+    if (cc.L > 3) starts.data<uint8_t>()[2] = 1;
+    Tensor state_in = normal({cc.B, cc.D, cc.K - 1});
+    Tensor dw = upload(w), dbias = upload(bias), dstarts = upload(starts), dstate_in = upload(state_in);
+    const Tensor* hb = cc.bias ? &bias : nullptr;
+    const Tensor* db = cc.bias ? &dbias : nullptr;
+    const Tensor* hs = cc.starts ? &starts : nullptr;
+    const Tensor* ds = cc.starts ? &dstarts : nullptr;
+    const Tensor* hst = cc.state ? &state_in : nullptr;
+    const Tensor* dst = cc.state ? &dstate_in : nullptr;
+
+    Tensor out = host({cc.B, cc.D, cc.L}), state_out = host({cc.B, cc.D, cc.K - 1});
+    Tensor dout_ = dev({cc.B, cc.D, cc.L}, cc.dtype), dstate_out = dev({cc.B, cc.D, cc.K - 1}, DType::F32);
+    poison(dout_);
+    poison(dstate_out);
+    gm::cpu::conv1d_fwd(*cpu_, x, w, hb, hs, hst, cc.silu, out, &state_out);
+    gm::cuda::conv1d_fwd(*gpu_, dx_in, dw, db, ds, dst, cc.silu, dout_, &dstate_out);
+    EXPECT_LE(rel_error(download(dout_), out), tol);
+    EXPECT_LE(rel_error(download(dstate_out), state_out), 1e-6);
+
+    Tensor g = normal({cc.B, cc.D, cc.L});
+    if (bf) round_bf16(g);
+    Tensor dwg = normal({cc.D, cc.K}), dbg = normal({cc.D});
+    Tensor dg = upload(g, cc.dtype), ddwg = upload(dwg), ddbg = upload(dbg), ddwg2 = upload(dwg);
+    Tensor gx = host({cc.B, cc.D, cc.L}), dgx = dev({cc.B, cc.D, cc.L}, cc.dtype);
+    poison(dgx);
+    gm::cpu::conv1d_bwd(*cpu_, g, x, w, hb, hs, hst, cc.silu, gx, dwg, cc.bias ? &dbg : nullptr);
+    gm::cuda::conv1d_bwd(*gpu_, dg, dx_in, dw, db, ds, dst, cc.silu, dgx, ddwg, cc.bias ? &ddbg : nullptr);
+    EXPECT_LE(rel_error(download(dgx), gx), tol);
+    EXPECT_LE(rel_error(download(ddwg), dwg), 1e-5);
+    if (cc.bias) {
+      EXPECT_LE(rel_error(download(ddbg), dbg), 1e-5);
+    }
+    Tensor dgx2 = dev({cc.B, cc.D, cc.L}, cc.dtype);
+    gm::cuda::conv1d_bwd(*gpu_, dg, dx_in, dw, db, ds, dst, cc.silu, dgx2, ddwg2, nullptr);
+    const Tensor once = download(ddwg2);
+    Tensor ddwg3 = upload(dwg);
+    gm::cuda::conv1d_bwd(*gpu_, dg, dx_in, dw, db, ds, dst, cc.silu, dgx2, ddwg3, nullptr);
+    EXPECT_TRUE(bitwise_equal(once, download(ddwg3)));
+  }
+}
+
+TEST_F(CudaConv1d, StreamingEqualsOneCall) {
+  SCOPED_TRACE(seed_note());
+  const int64_t B = 2, D = 12, L = 3000, K = 4, cut = 1234;
+  Tensor x = upload(normal({B, D, L})), w = upload(normal({D, K})), bias = upload(normal({D}));
+  Tensor starts = upload(flags({B, L}, 0.002));
+  Tensor full = dev({B, D, L}, DType::F32), parts = dev({B, D, L}, DType::F32);
+  Tensor s_end = dev({B, D, K - 1}, DType::F32), s_mid = dev({B, D, K - 1}, DType::F32),
+         s_end2 = dev({B, D, K - 1}, DType::F32);
+  poison(full);
+  poison(parts);
+  gm::cuda::conv1d_fwd(*gpu_, x, w, &bias, &starts, nullptr, true, full, &s_end);
+  for (int part = 0; part < 2; ++part) {
+    const int64_t t0 = part ? cut : 0, len = part ? L - cut : cut;
+    Tensor xs = x.narrow(2, t0, len), ss = starts.narrow(1, t0, len), os = parts.narrow(2, t0, len);
+    gm::cuda::conv1d_fwd(*gpu_, xs, w, &bias, &ss, part ? &s_mid : nullptr, true, os, part ? &s_end2 : &s_mid);
+  }
+  EXPECT_TRUE(bitwise_equal(download(parts), download(full)));
+  EXPECT_TRUE(bitwise_equal(download(s_end2), download(s_end)));
+}
+
+}  // namespace
+}  // namespace gm::test
+#endif

@@ -1,0 +1,313 @@
+// The CUDA selective scan (every variant) against the CPU reference: forward output and
+// h_last, every gradient of the backward, at shapes that are not multiples of the chunk,
+// L = 1, batch > 1, strided (narrowed) inputs, document resets, h0 / h_last streaming,
+// z / D / delta_bias / softplus on and off, d_state 16 and below, f32 and bf16; plus
+// bitwise determinism of the backward and equality of the saved / recomputed paths.
+#include "tests/test_cuda_support.h"
+
+#ifdef GENOMAMBA_HAVE_CUDA
+#include <algorithm>
+#include <optional>
+
+#include "mamba/cuda/scan_variants.h"
+
+namespace gm::test {
+namespace {
+
+using gm::cuda::ScanVariant;
+using gm::cuda::scan_variant_name;
+
+struct ScanCase {
+  int64_t B, D, L, N;
+  bool z = true, dskip = true, bias = true, softplus = true, starts = true, h0 = true;
+  bool strided = false;  // u, z, B, C as narrow()s of wider tensors (batch stride > D*L)
+  DType dtype = DType::F32;
+  std::string name() const {
+    return "B" + std::to_string(B) + " D" + std::to_string(D) + " L" + std::to_string(L) + " N" + std::to_string(N) +
+           (z ? " z" : "") + (dskip ? " D" : "") + (bias ? " bias" : "") + (softplus ? " softplus" : "") +
+           (starts ? " starts" : "") + (h0 ? " h0" : "") + (strided ? " strided" : "") +
+           (dtype == DType::BF16 ? " bf16" : " f32");
+  }
+};
+
+// One tensor on both sides: host f32 (bf16-rounded when the case is bf16) and device.
+struct Pair {
+  Tensor h, d;
+};
+
+class CudaScan : public CudaTest {
+ protected:
+  // Activation [B, rows, L]; strided: a narrow of a [B, rows + 3, L] tensor at row 1.
+  Pair act(const ScanCase& sc, int64_t rows, float lo, float hi, bool gaussian = false) {
+    const int64_t wide = sc.strided ? rows + 3 : rows;
+    Tensor h = gaussian ? normal({sc.B, wide, sc.L}) : uniform({sc.B, wide, sc.L}, lo, hi);
+    if (sc.dtype == DType::BF16) round_bf16(h);
+    Tensor d = upload(h, sc.dtype);
+    if (!sc.strided) return {h, d};
+    return {h.narrow(1, 1, rows), d.narrow(1, 1, rows)};
+  }
+  Pair param(const Tensor& h) { return {h, upload(h)}; }
+  Pair out_act(const ScanCase& sc, int64_t rows) {
+    Pair p{host({sc.B, rows, sc.L}), dev({sc.B, rows, sc.L}, sc.dtype)};
+    poison(p.d);
+    return p;
+  }
+  Pair out_f32(const Tensor::Shape& shape) {
+    Pair p{host(shape), dev(shape, DType::F32)};
+    poison(p.d);
+    return p;
+  }
+
+  struct Inputs {
+    Pair u, delta, A, B, C, Dskip, z, bias, starts, h0;
+    ScanInputs host_in() {
+      ScanInputs in;
+      in.u = &u.h; in.delta = &delta.h; in.A = &A.h; in.B = &B.h; in.C = &C.h;
+      in.Dskip = Dskip.h.defined() ? &Dskip.h : nullptr;
+      in.z = z.h.defined() ? &z.h : nullptr;
+      in.delta_bias = bias.h.defined() ? &bias.h : nullptr;
+      in.seq_start = starts.h.defined() ? &starts.h : nullptr;
+      in.h0 = h0.h.defined() ? &h0.h : nullptr;
+      in.delta_softplus = softplus;
+      return in;
+    }
+    ScanInputs dev_in() {
+      ScanInputs in;
+      in.u = &u.d; in.delta = &delta.d; in.A = &A.d; in.B = &B.d; in.C = &C.d;
+      in.Dskip = Dskip.d.defined() ? &Dskip.d : nullptr;
+      in.z = z.d.defined() ? &z.d : nullptr;
+      in.delta_bias = bias.d.defined() ? &bias.d : nullptr;
+      in.seq_start = starts.d.defined() ? &starts.d : nullptr;
+      in.h0 = h0.d.defined() ? &h0.d : nullptr;
+      in.delta_softplus = softplus;
+      return in;
+    }
+    bool softplus = true;
+  };
+
+  Inputs make_inputs(const ScanCase& sc) {
+    Inputs in;
+    in.softplus = sc.softplus;
+    in.u = act(sc, sc.D, -1.f, 1.f);
+    // dt around the model's range: softplus(delta + bias) in ~(0.003, 0.7); without
+    // softplus a positive dt of the same size keeps exp(dt A) below 1.
+    in.delta = sc.softplus ? act(sc, sc.D, -1.f, 1.f) : act(sc, sc.D, 0.f, 0.2f);
+    Tensor A = host({sc.D, sc.N});
+    std::uniform_real_distribution<float> jitter(-0.3f, 0.3f);
+    for (int64_t c = 0; c < sc.D; ++c)
+      for (int64_t n = 0; n < sc.N; ++n) A.data<float>()[c * sc.N + n] = -std::exp(std::log(n + 1.f) + jitter(rng_));
+    in.A = param(A);
+    in.B = act(sc, sc.N, 0, 0, true);
+    in.C = act(sc, sc.N, 0, 0, true);
+    if (sc.dskip) in.Dskip = param(uniform({sc.D}, 0.5f, 1.5f));
+    if (sc.z) in.z = act(sc, sc.D, -3.f, 3.f);
+    if (sc.bias) in.bias = param(sc.softplus ? uniform({sc.D}, -5.f, -1.f) : uniform({sc.D}, 0.f, 0.1f));
+    if (sc.starts) {
+      Tensor s = flags({sc.B, sc.L}, 1.0 / 300);
+      if (sc.L > 5) s.data<uint8_t>()[5] = 1;  // at least one reset inside the first chunk
+      in.starts = param(s);
+    }
+    if (sc.h0) in.h0 = param(normal({sc.B, sc.D, sc.N}));
+    return in;
+  }
+
+  void check(const char* what, const Tensor& got_dev, const Tensor& ref, double tol) {
+    const double err = rel_error(download(got_dev), ref);
+    EXPECT_LE(err, tol) << what;
+  }
+
+  // Forward and backward of one case on both backends, every output compared.
+  void run_case(const ScanCase& sc, ScanVariant v) {
+    SCOPED_TRACE(sc.name() + ", variant " + scan_variant_name(v) + ", " + seed_note());
+    const bool bf = sc.dtype == DType::BF16;
+    const double tol_act = bf ? 1e-2 : 1e-4;   // outputs stored in the activation dtype
+    const double tol_f32 = bf ? 1e-3 : 1e-4;   // f32 outputs (states, parameter gradients)
+    Inputs in = make_inputs(sc);
+    ScanInputs hin = in.host_in(), din = in.dev_in();
+
+    Pair out = out_act(sc, sc.D);
+    Pair h_last = out_f32({sc.B, sc.D, sc.N});
+    Tensor saved = dev({gm::cuda::selective_scan_saved_numel(*gpu_, sc.B, sc.D, sc.L, sc.N)}, DType::F32);
+    poison(saved);
+    gm::cpu::selective_scan_fwd(*cpu_, hin, out.h, &h_last.h, nullptr);
+    gm::cuda::selective_scan_fwd_variant(*gpu_, v, din, out.d, &h_last.d, &saved);
+    check("out", out.d, out.h, tol_act);
+    check("h_last", h_last.d, h_last.h, tol_f32);
+
+    Pair dout = act(sc, sc.D, 0, 0, true);
+    Pair du = out_act(sc, sc.D), ddelta = out_act(sc, sc.D), dz = out_act(sc, sc.D);
+    Pair dB = out_act(sc, sc.N), dC = out_act(sc, sc.N);
+    Pair dA = out_f32({sc.D, sc.N}), dD = out_f32({sc.D}), dbias = out_f32({sc.D});
+    Pair dh0 = out_f32({sc.B, sc.D, sc.N});
+    auto grads = [&](bool device) {
+      auto pick = [&](Pair& p) { return device ? &p.d : &p.h; };
+      ScanGrads g;
+      g.du = pick(du);
+      g.ddelta = pick(ddelta);
+      g.dA = pick(dA);
+      g.dB = pick(dB);
+      g.dC = pick(dC);
+      g.dDskip = sc.dskip ? pick(dD) : nullptr;
+      g.dz = sc.z ? pick(dz) : nullptr;
+      g.ddelta_bias = sc.bias ? pick(dbias) : nullptr;
+      g.dh0 = pick(dh0);
+      return g;
+    };
+    gm::cpu::selective_scan_bwd(*cpu_, hin, nullptr, dout.h, grads(false));
+    gm::cuda::selective_scan_bwd_variant(*gpu_, v, din, &saved, dout.d, grads(true));
+    check("du", du.d, du.h, tol_act);
+    check("ddelta", ddelta.d, ddelta.h, tol_act);
+    check("dB", dB.d, dB.h, tol_act);
+    check("dC", dC.d, dC.h, tol_act);
+    check("dA", dA.d, dA.h, tol_f32);
+    check("dh0", dh0.d, dh0.h, tol_f32);
+    if (sc.z) check("dz", dz.d, dz.h, tol_act);
+    if (sc.dskip) check("dDskip", dD.d, dD.h, tol_f32);
+    if (sc.bias) check("ddelta_bias", dbias.d, dbias.h, tol_f32);
+  }
+
+  void run_all_variants(const ScanCase& sc) {
+    for (ScanVariant v : gm::cuda::scan_variants()) run_case(sc, v);
+  }
+};
+
+TEST_F(CudaScan, AllFeaturesTwoChunksNotMultiple) { run_all_variants({2, 40, 1000, 16}); }
+
+TEST_F(CudaScan, LengthOne) {
+  ScanCase sc{1, 64, 1, 16};
+  sc.starts = false;
+  run_all_variants(sc);
+  sc.starts = true;
+  sc.B = 3;
+  run_all_variants(sc);
+}
+
+TEST_F(CudaScan, FeaturesOffTailOfOneStep) {
+  ScanCase sc{3, 33, 1537, 16};
+  sc.z = sc.dskip = sc.bias = sc.softplus = sc.h0 = false;
+  run_all_variants(sc);
+}
+
+TEST_F(CudaScan, SmallStateManyChannelsExactChunks) {
+  ScanCase sc{1, 130, 2048, 8};
+  sc.h0 = false;
+  run_all_variants(sc);
+  sc.N = 5;
+  sc.z = false;
+  sc.h0 = true;
+  sc.L = 700;
+  run_all_variants(sc);
+}
+
+TEST_F(CudaScan, OddLengthUnalignedRows) {
+  run_all_variants({2, 16, 17, 16});
+  ScanCase sc{2, 48, 1029, 16};
+  sc.bias = false;
+  run_all_variants(sc);
+}
+
+TEST_F(CudaScan, StridedInputs) {
+  ScanCase sc{2, 40, 1100, 16};
+  sc.strided = true;
+  run_all_variants(sc);
+}
+
+TEST_F(CudaScan, Bf16) {
+  ScanCase sc{2, 64, 1200, 16};
+  sc.dtype = DType::BF16;
+  run_all_variants(sc);
+  sc = ScanCase{1, 256, 4096, 16};
+  sc.dtype = DType::BF16;
+  sc.starts = false;
+  run_all_variants(sc);
+  sc = ScanCase{2, 40, 777, 16};
+  sc.dtype = DType::BF16;
+  sc.strided = true;
+  sc.softplus = false;
+  run_all_variants(sc);
+}
+
+// Two calls carried through h0 / h_last equal one call over the whole sequence.
+TEST_F(CudaScan, StreamingEqualsOneCall) {
+  SCOPED_TRACE(seed_note());
+  const ScanCase sc{2, 48, 1500, 16};
+  Inputs in = make_inputs(sc);
+  for (ScanVariant v : gm::cuda::scan_variants()) {
+    SCOPED_TRACE(scan_variant_name(v));
+    ScanInputs full = in.dev_in();
+    Tensor out = dev({sc.B, sc.D, sc.L}, DType::F32), h_end = dev({sc.B, sc.D, sc.N}, DType::F32);
+    poison(out);
+    gm::cuda::selective_scan_fwd_variant(*gpu_, v, full, out, &h_end, nullptr);
+    const int64_t cut = 700;
+    Tensor outs = dev({sc.B, sc.D, sc.L}, DType::F32), h_mid = dev({sc.B, sc.D, sc.N}, DType::F32),
+           h_end2 = dev({sc.B, sc.D, sc.N}, DType::F32);
+    poison(outs);
+    for (int part = 0; part < 2; ++part) {
+      const int64_t t0 = part ? cut : 0, len = part ? sc.L - cut : cut;
+      Tensor u = in.u.d.narrow(2, t0, len), delta = in.delta.d.narrow(2, t0, len), B = in.B.d.narrow(2, t0, len),
+             C = in.C.d.narrow(2, t0, len), z = in.z.d.narrow(2, t0, len), st = in.starts.d.narrow(1, t0, len);
+      Tensor o = outs.narrow(2, t0, len);
+      ScanInputs p = full;
+      p.u = &u; p.delta = &delta; p.B = &B; p.C = &C; p.z = &z; p.seq_start = &st;
+      p.h0 = part ? &h_mid : full.h0;
+      gm::cuda::selective_scan_fwd_variant(*gpu_, v, p, o, part ? &h_end2 : &h_mid, nullptr);
+    }
+    EXPECT_LE(rel_error(download(outs), download(out)), 1e-5);
+    EXPECT_LE(rel_error(download(h_end2), download(h_end)), 1e-5);
+  }
+}
+
+// Same inputs twice: bitwise identical outputs and gradients; the backward without
+// `saved` recomputes exactly the saved states.
+TEST_F(CudaScan, DeterministicAndSavedEqualsRecomputed) {
+  SCOPED_TRACE(seed_note());
+  const ScanCase sc{2, 96, 3000, 16};
+  Inputs in = make_inputs(sc);
+  Tensor dout = upload(normal({sc.B, sc.D, sc.L}), DType::F32);
+  for (ScanVariant v : gm::cuda::scan_variants()) {
+    SCOPED_TRACE(scan_variant_name(v));
+    std::vector<std::vector<Tensor>> runs;
+    for (int run = 0; run < 3; ++run) {
+      const bool use_saved = run < 2;
+      ScanInputs din = in.dev_in();
+      Tensor out = dev({sc.B, sc.D, sc.L}, DType::F32), hl = dev({sc.B, sc.D, sc.N}, DType::F32);
+      Tensor saved = dev({gm::cuda::selective_scan_saved_numel(*gpu_, sc.B, sc.D, sc.L, sc.N)}, DType::F32);
+      std::vector<Tensor> g = {dev({sc.B, sc.D, sc.L}, DType::F32), dev({sc.B, sc.D, sc.L}, DType::F32),
+                               dev({sc.D, sc.N}, DType::F32),         dev({sc.B, sc.N, sc.L}, DType::F32),
+                               dev({sc.B, sc.N, sc.L}, DType::F32),   dev({sc.D}, DType::F32),
+                               dev({sc.B, sc.D, sc.L}, DType::F32),   dev({sc.D}, DType::F32),
+                               dev({sc.B, sc.D, sc.N}, DType::F32)};
+      for (Tensor& t : g) poison(t);
+      gm::cuda::selective_scan_fwd_variant(*gpu_, v, din, out, &hl, &saved);
+      ScanGrads grads{&g[0], &g[1], &g[2], &g[3], &g[4], &g[5], &g[6], &g[7], &g[8]};
+      gm::cuda::selective_scan_bwd_variant(*gpu_, v, din, use_saved ? &saved : nullptr, dout, grads);
+      std::vector<Tensor> host_copies;
+      host_copies.push_back(download(out));
+      for (Tensor& t : g) host_copies.push_back(download(t));
+      runs.push_back(std::move(host_copies));
+    }
+    for (size_t i = 0; i < runs[0].size(); ++i) {
+      EXPECT_TRUE(bitwise_equal(runs[0][i], runs[1][i])) << "output " << i << " differs between two runs";
+      EXPECT_TRUE(bitwise_equal(runs[0][i], runs[2][i])) << "output " << i << " differs without saved states";
+      EXPECT_LT(rel_error(runs[0][i], runs[0][i]), 1.0) << "output " << i << " holds NaN or Inf";
+    }
+  }
+}
+
+// The dispatcher reaches the CUDA twin for a CUDA context.
+TEST_F(CudaScan, OpsDispatch) {
+  SCOPED_TRACE(seed_note());
+  const ScanCase sc{1, 32, 600, 16};
+  Inputs in = make_inputs(sc);
+  ScanInputs hin = in.host_in(), din = in.dev_in();
+  Tensor ref = host({sc.B, sc.D, sc.L});
+  Tensor out = dev({sc.B, sc.D, sc.L}, DType::F32);
+  poison(out);
+  gm::cpu::selective_scan_fwd(*cpu_, hin, ref, nullptr, nullptr);
+  gm::ops::selective_scan_fwd(*gpu_, din, out, nullptr, nullptr);
+  EXPECT_LE(rel_error(download(out), ref), 1e-4);
+}
+
+}  // namespace
+}  // namespace gm::test
+#endif
