@@ -296,10 +296,11 @@ void selective_scan_bwd_variant(Context& ctx, ScanVariant v, const ScanInputs& i
   CudaContext& c = as_cuda(ctx);
   const char* op = "selective_scan_bwd";
   require(v == ScanVariant::kChunked, op, "unknown scan variant");
-  const Params p = make_params(op, in);
+  Params p = make_params(op, in);
   const DType dt = in.u->dtype();
   const Tensor::Shape bdl = in.u->shape(), bnl{p.batch, p.state, p.length};
   require_act(dout, dt, bdl, op, "dout");
+  p.aligned = p.aligned && aligned16(dout);
   if (grads.du) require_act(*grads.du, dt, bdl, op, "du");
   if (grads.ddelta) require_act(*grads.ddelta, dt, bdl, op, "ddelta");
   if (grads.dz) require_act(*grads.dz, dt, bdl, op, "dz");

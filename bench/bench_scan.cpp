@@ -1,0 +1,197 @@
+// Times the CUDA selective scan at the four shapes of PEERS.md with the peer's signature
+// (u, delta, z, B, C bf16; A, D, delta_bias f32; softplus on; z on; B, C input-dependent
+// [batch, d_state, L]): forward, and forward + backward (saved chunk states, every
+// gradient), for every scan variant. Times are medians of CUDA-event-timed repeats after
+// warm-up. Inputs are random (tiled from a random pool; each input set is gigabytes, far
+// beyond the 60 MB L2, so no rotation is needed). Bandwidth is the forward's fewest bytes
+// (read u, delta, z, B, C once, write y once) over its time; the ceiling is a measured
+// device-to-device copy. Usage: bench_scan [repeats]   (prints a Markdown table)
+#include <cstdio>
+#include <cstdlib>
+
+#ifndef GENOMAMBA_HAVE_CUDA
+int main() {
+  std::printf("bench_scan: built without the CUDA backend\n");
+  return 0;
+}
+#else
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "mamba/context.h"
+#include "mamba/cuda/context_cuda.h"
+#include "mamba/cuda/scan_variants.h"
+#include "mamba/ops.h"
+
+namespace {
+
+using gm::DType;
+using gm::Tensor;
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+struct Shape {
+  int64_t B, D, N, L;
+  double peer_fwd_ms, peer_fwdbwd_ms;
+};
+
+// Fills a device bf16 / f32 tensor by tiling a random host pool (odd offsets per tensor).
+class RandomFill {
+ public:
+  explicit RandomFill(gm::cuda::CudaContext& c) : c_(c) {}
+  void normal(Tensor& t, float mean, float stddev) { fill(t, [&](std::mt19937& r) {
+    return std::normal_distribution<float>(mean, stddev)(r); }); }
+  void uniform(Tensor& t, float lo, float hi) { fill(t, [&](std::mt19937& r) {
+    return std::uniform_real_distribution<float>(lo, hi)(r); }); }
+
+ private:
+  template <class Draw>
+  void fill(Tensor& t, Draw draw) {
+    const size_t es = gm::dtype_size(t.dtype());
+    const int64_t pool_n = std::min<int64_t>(t.numel(), int64_t(1) << 22);
+    std::vector<unsigned char> pool(pool_n * es);
+    for (int64_t i = 0; i < pool_n; ++i) {
+      const float v = draw(rng_);
+      if (t.dtype() == DType::BF16) {
+        const gm::bf16 b(v);
+        std::memcpy(pool.data() + i * es, &b.bits, 2);
+      } else {
+        std::memcpy(pool.data() + i * es, &v, 4);
+      }
+    }
+    char* dst = static_cast<char*>(t.raw());
+    for (int64_t off = 0; off < t.numel(); off += pool_n) {
+      const int64_t n = std::min(pool_n, t.numel() - off);
+      check(cudaMemcpy(dst + off * es, pool.data(), n * es, cudaMemcpyHostToDevice), "upload");
+    }
+  }
+  gm::cuda::CudaContext& c_;
+  std::mt19937 rng_{12345};
+};
+
+template <class Fn>
+double median_ms(cudaStream_t s, int warmup, int repeats, Fn fn) {
+  cudaEvent_t a, b;
+  check(cudaEventCreate(&a), "event");
+  check(cudaEventCreate(&b), "event");
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<float> ms;
+  for (int i = 0; i < repeats; ++i) {
+    check(cudaEventRecord(a, s), "record");
+    fn();
+    check(cudaEventRecord(b, s), "record");
+    check(cudaEventSynchronize(b), "sync");
+    float t = 0;
+    check(cudaEventElapsedTime(&t, a, b), "elapsed");
+    ms.push_back(t);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// Device-to-device copy bandwidth (bytes read + written per second) over 4 GiB.
+double copy_bandwidth(gm::Context& ctx, cudaStream_t s) {
+  const int64_t n = int64_t(1) << 31;
+  Tensor src = ctx.empty({n}, DType::BF16), dst = ctx.empty({n}, DType::BF16);
+  check(cudaMemsetAsync(src.raw(), 1, src.nbytes(), s), "memset");
+  const double ms = median_ms(s, 2, 10, [&] {
+    check(cudaMemcpyAsync(dst.raw(), src.raw(), src.nbytes(), cudaMemcpyDeviceToDevice, s), "copy");
+  });
+  return 2.0 * static_cast<double>(src.nbytes()) / (ms * 1e-3);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int repeats = argc > 1 ? std::max(3, std::atoi(argv[1])) : 10;
+  if (!gm::cuda_available()) {
+    std::printf("bench_scan: no CUDA device\n");
+    return 0;
+  }
+  auto ctx = gm::make_cuda_context(gm::Device::cuda(0), gm::Precision::BF16);
+  auto& c = gm::cuda::as_cuda(*ctx);
+  cudaStream_t s = c.stream();
+  cudaDeviceProp prop{};
+  check(cudaGetDeviceProperties(&prop, 0), "properties");
+  const double copy_bw = copy_bandwidth(*ctx, s);
+  std::printf("GPU: %s, %d SMs; device-to-device copy %.2f TB/s (read + write)\n\n", prop.name,
+              prop.multiProcessorCount, copy_bw / 1e12);
+
+  const Shape shapes[] = {{1, 512, 16, 1 << 20, 11.31, 74.4},
+                          {8, 512, 16, 131072, 11.47, 54.1},
+                          {64, 512, 16, 16384, 11.53, 55.0},
+                          {8, 1536, 16, 32768, 8.40, 38.7}};
+  std::printf("| variant | batch | d_inner | d_state | L | fwd ms | fwd GB/s floor-bytes | of copy BW | peer fwd ms | "
+              "fwd ratio | fwd+bwd ms | peer fwd+bwd ms | fwd+bwd ratio |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  RandomFill rnd(c);
+  for (const Shape& sh : shapes) {
+    const int64_t B = sh.B, D = sh.D, N = sh.N, L = sh.L;
+    Tensor u = ctx->empty({B, D, L}, DType::BF16), delta = ctx->empty({B, D, L}, DType::BF16),
+           z = ctx->empty({B, D, L}, DType::BF16), Bm = ctx->empty({B, N, L}, DType::BF16),
+           Cm = ctx->empty({B, N, L}, DType::BF16), A = ctx->empty({D, N}, DType::F32),
+           Dskip = ctx->empty({D}, DType::F32), bias = ctx->empty({D}, DType::F32);
+    rnd.normal(u, 0.f, 1.f);
+    rnd.uniform(delta, -1.f, 1.f);
+    rnd.uniform(z, -3.f, 3.f);
+    rnd.normal(Bm, 0.f, 1.f);
+    rnd.normal(Cm, 0.f, 1.f);
+    rnd.uniform(Dskip, 0.5f, 1.5f);
+    rnd.uniform(bias, -6.9f, -2.25f);  // softplus^-1 of dt in [1e-3, 0.1]
+    {
+      std::vector<float> a(D * N);
+      for (int64_t i = 0; i < D * N; ++i) a[i] = -static_cast<float>(i % N + 1);
+      check(cudaMemcpy(A.raw(), a.data(), a.size() * 4, cudaMemcpyHostToDevice), "A");
+    }
+    Tensor out = ctx->empty({B, D, L}, DType::BF16), dout = ctx->empty({B, D, L}, DType::BF16);
+    rnd.normal(dout, 0.f, 1.f);
+    Tensor saved = ctx->empty({gm::cuda::selective_scan_saved_numel(*ctx, B, D, L, N)}, DType::F32);
+    Tensor du = ctx->empty({B, D, L}, DType::BF16), ddelta = ctx->empty({B, D, L}, DType::BF16),
+           dz = ctx->empty({B, D, L}, DType::BF16), dB = ctx->empty({B, N, L}, DType::BF16),
+           dC = ctx->empty({B, N, L}, DType::BF16), dA = ctx->empty({D, N}, DType::F32),
+           dD = ctx->empty({D}, DType::F32), dbias = ctx->empty({D}, DType::F32);
+    gm::ScanInputs in;
+    in.u = &u;
+    in.delta = &delta;
+    in.A = &A;
+    in.B = &Bm;
+    in.C = &Cm;
+    in.Dskip = &Dskip;
+    in.z = &z;
+    in.delta_bias = &bias;
+    in.delta_softplus = true;
+    gm::ScanGrads g{&du, &ddelta, &dA, &dB, &dC, &dD, &dz, &dbias, nullptr};
+    const double floor_bytes = static_cast<double>((3 * B * D * L + 2 * B * N * L + B * D * L) * 2);
+    for (gm::cuda::ScanVariant v : gm::cuda::scan_variants()) {
+      auto fwd = [&] { gm::cuda::selective_scan_fwd_variant(*ctx, v, in, out, nullptr, &saved); };
+      auto fwdbwd = [&] {
+        gm::cuda::selective_scan_fwd_variant(*ctx, v, in, out, nullptr, &saved);
+        gm::cuda::selective_scan_bwd_variant(*ctx, v, in, &saved, dout, g);
+      };
+      const double f_ms = median_ms(s, 2, repeats, fwd);
+      const double fb_ms = median_ms(s, 1, std::max(3, repeats / 2), fwdbwd);
+      if (gm::cuda::has_nonfinite(*ctx, dA) || gm::cuda::has_nonfinite(*ctx, dD))
+        throw std::runtime_error("non-finite gradients in the benchmark run");
+      const double bw = floor_bytes / (f_ms * 1e-3);
+      std::printf("| %s | %lld | %lld | %lld | %lld | %.2f | %.0f | %.0f%% | %.2f | %.2f | %.2f | %.1f | %.2f |\n",
+                  gm::cuda::scan_variant_name(v), static_cast<long long>(B), static_cast<long long>(D),
+                  static_cast<long long>(N), static_cast<long long>(L), f_ms, bw / 1e9, 100.0 * bw / copy_bw,
+                  sh.peer_fwd_ms, sh.peer_fwd_ms / f_ms, fb_ms, sh.peer_fwdbwd_ms, sh.peer_fwdbwd_ms / fb_ms);
+      std::fflush(stdout);
+    }
+  }
+  std::printf("\npeak device memory in use: %.2f GiB\n",
+              static_cast<double>(ctx->allocator().peak_bytes()) / (1024.0 * 1024 * 1024));
+  return 0;
+}
+#endif
