@@ -5,7 +5,8 @@
 // warm-up. Inputs are random (tiled from a random pool; each input set is gigabytes, far
 // beyond the 60 MB L2, so no rotation is needed). Bandwidth is the forward's fewest bytes
 // (read u, delta, z, B, C once, write y once) over its time; the ceiling is a measured
-// device-to-device copy. Usage: bench_scan [repeats]   (prints a Markdown table)
+// device-to-device copy. Usage: bench_scan [repeats] [row]   (row 1..4: one shape only;
+// prints a Markdown table)
 #include <cstdio>
 #include <cstdlib>
 
@@ -114,6 +115,7 @@ double copy_bandwidth(gm::Context& ctx, cudaStream_t s) {
 
 int main(int argc, char** argv) {
   const int repeats = argc > 1 ? std::max(3, std::atoi(argv[1])) : 10;
+  const int only_row = argc > 2 ? std::atoi(argv[2]) : 0;
   if (!gm::cuda_available()) {
     std::printf("bench_scan: no CUDA device\n");
     return 0;
@@ -135,7 +137,9 @@ int main(int argc, char** argv) {
               "fwd ratio | fwd+bwd ms | peer fwd+bwd ms | fwd+bwd ratio |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   RandomFill rnd(c);
-  for (const Shape& sh : shapes) {
+  for (int row = 1; row <= 4; ++row) {
+    if (only_row && row != only_row) continue;
+    const Shape& sh = shapes[row - 1];
     const int64_t B = sh.B, D = sh.D, N = sh.N, L = sh.L;
     Tensor u = ctx->empty({B, D, L}, DType::BF16), delta = ctx->empty({B, D, L}, DType::BF16),
            z = ctx->empty({B, D, L}, DType::BF16), Bm = ctx->empty({B, N, L}, DType::BF16),

@@ -29,6 +29,7 @@ CudaAllocator::CudaAllocator(int device) : device_(device) {}
 
 CudaAllocator::~CudaAllocator() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (free_.empty() && live_.empty()) return;  // e.g. a context refused for a missing device
   cudaSetDevice(device_);
   cudaDeviceSynchronize();
   for (auto& [cls, blocks] : free_)
@@ -36,6 +37,7 @@ CudaAllocator::~CudaAllocator() {
   // Blocks still live here belong to tensors that outlived their context: a caller bug,
   // but freeing them keeps the process from leaking device memory.
   for (auto& [p, cls] : live_) cudaFree(p);
+  (void)cudaGetLastError();  // leave no stale error for the next checked call
 }
 
 size_t CudaAllocator::size_class(size_t bytes) {
@@ -127,7 +129,7 @@ void CudaAllocator::release_cached_locked() {
 CudaContext::CudaContext(int device, Precision precision) : device_(device), alloc_(device) {
   int count = 0;
   GM_CUDA_CHECK(cudaGetDeviceCount(&count));
-  if (device < 0 || device >= count)
+  if (device < 0 || device >= count)  // checked before any call that names the device
     throw std::runtime_error("CUDA device " + std::to_string(device) + " does not exist (" +
                              std::to_string(count) + " device(s) visible)");
   precision_ = precision;

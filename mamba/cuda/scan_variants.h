@@ -14,8 +14,11 @@ namespace gm::cuda {
 
 enum class ScanVariant : int {
   // Chunk-parallel in length: per chunk, thread-per-channel forward passes and a
-  // thread-per-(channel, state) backward (scan_fwd.cuh, scan_bwd.cuh).
-  kChunked = 0,
+  // thread-per-(channel, state) backward, written plainly (scan_fwd.cuh, scan_bwd.cuh).
+  kReference = 0,
+  // The same algorithm with loads issued a step ahead, double-buffered shared memory
+  // and fast activation math (scan_fwd_fast.cuh, scan_bwd_fast.cuh). The default.
+  kPipelined = 1,
 };
 
 const char* scan_variant_name(ScanVariant v);

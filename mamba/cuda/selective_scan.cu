@@ -6,7 +6,8 @@
 // 0). It is written by the forward and lets the backward recompute any chunk on its own.
 // Without it the backward recomputes those states first (one more forward-like pass).
 // Activations (u, delta, z, B, C, out, dout and their gradients) share one dtype, f32 or
-// bf16; the recurrence and every reduction run in f32.
+// bf16; the recurrence and every reduction run in f32. Both variants (scan_variants.h)
+// share every launch below but the four chunk kernels; `fast` picks the pipelined ones.
 #include <cstdint>
 #include <string>
 
@@ -14,6 +15,7 @@
 #include "mamba/cuda/context_cuda.h"
 #include "mamba/cuda/reduce.cuh"
 #include "mamba/cuda/scan_bwd.cuh"
+#include "mamba/cuda/scan_bwd_fast.cuh"
 #include "mamba/cuda/scan_variants.h"
 #include "mamba/ops.h"
 
@@ -116,14 +118,18 @@ unsigned state_blocks(const Params& p) { return blocks_for(p.batch * p.channels 
 // The state before every chunk into `starts` ([B, K, D, 16]): chunk summaries, then the
 // sequential combine along the chunks.
 template <class T>
-void chunk_start_states(CudaContext& c, const Params& p, const float* h0, float* starts) {
+void chunk_start_states(CudaContext& c, const Params& p, const float* h0, float* starts, bool fast) {
   Tensor E, P;
   if (p.chunks > 1) {
     const int64_t n = p.batch * p.chunks * p.channels * kMaxState;
     E = Tensor::empty(c.allocator(), {n}, DType::F32);
     P = Tensor::empty(c.allocator(), {n}, DType::F32);
-    scan::scan_fwd_summary_kernel<T><<<fwd_grid(p, p.chunks - 1), scan::kFwdThreads, 0, c.stream()>>>(
-        p, E.data<float>(), P.data<float>());
+    if (fast)
+      scan::fast::fwd_chunk_kernel<T, false, false><<<fwd_grid(p, p.chunks - 1), scan::kFwdThreads, 0, c.stream()>>>(
+          p, nullptr, nullptr, 0, 0, nullptr, E.data<float>(), P.data<float>());
+    else
+      scan::scan_fwd_summary_kernel<T><<<fwd_grid(p, p.chunks - 1), scan::kFwdThreads, 0, c.stream()>>>(
+          p, E.data<float>(), P.data<float>());
     GM_CUDA_CHECK_LAUNCH();
   }
   scan::scan_fwd_combine_kernel<<<state_blocks(p), 256, 0, c.stream()>>>(
@@ -132,7 +138,8 @@ void chunk_start_states(CudaContext& c, const Params& p, const float* h0, float*
 }
 
 template <class T>
-void fwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, Tensor& out, Tensor* h_last, Tensor* saved) {
+void fwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, Tensor& out, Tensor* h_last, Tensor* saved,
+                 bool fast) {
   const int64_t n = p.batch * p.chunks * p.channels * kMaxState;
   Tensor scratch;
   float* starts = nullptr;
@@ -142,10 +149,17 @@ void fwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, Tensor& 
     scratch = Tensor::empty(c.allocator(), {n}, DType::F32);
     starts = scratch.data<float>();
   }
-  chunk_start_states<T>(c, p, in.h0 ? in.h0->data<float>() : nullptr, starts);
+  chunk_start_states<T>(c, p, in.h0 ? in.h0->data<float>() : nullptr, starts, fast);
   float* hl = h_last ? h_last->data<float>() : nullptr;
   T* o = static_cast<T*>(out.raw());
-  if (p.z)
+  const dim3 grid = fwd_grid(p, p.chunks);
+  if (fast && p.z)
+    scan::fast::fwd_chunk_kernel<T, true, true><<<grid, scan::kFwdThreads, 0, c.stream()>>>(
+        p, starts, o, out.stride(0), out.stride(1), hl, nullptr, nullptr);
+  else if (fast)
+    scan::fast::fwd_chunk_kernel<T, true, false><<<grid, scan::kFwdThreads, 0, c.stream()>>>(
+        p, starts, o, out.stride(0), out.stride(1), hl, nullptr, nullptr);
+  else if (p.z)
     scan::scan_fwd_output_kernel<T, true><<<fwd_grid(p, p.chunks), scan::kFwdThreads, 0, c.stream()>>>(
         p, starts, o, out.stride(0), out.stride(1), hl);
   else
@@ -155,25 +169,37 @@ void fwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, Tensor& 
 }
 
 template <class T, bool kHasZ>
-void bwd_launch(CudaContext& c, const Params& p, const scan::BwdArgs& o, float* Q, float* P, float* carry) {
+void bwd_launch(CudaContext& c, const Params& p, const scan::BwdArgs& o, float* Q, float* P, float* carry,
+                bool fast) {
   if (p.chunks > 1) {
-    scan::scan_bwd_summary_kernel<T, kHasZ><<<fwd_grid(p, p.chunks - 1), scan::kFwdThreads, 0, c.stream()>>>(
-        p, o, Q, P);
+    if (fast)
+      scan::fast::bwd_summary_kernel<T, kHasZ><<<fwd_grid(p, p.chunks - 1), scan::kFwdThreads, 0, c.stream()>>>(
+          p, o.dout, o.g_bs, o.g_cs, Q, P);
+    else
+      scan::scan_bwd_summary_kernel<T, kHasZ><<<fwd_grid(p, p.chunks - 1), scan::kFwdThreads, 0, c.stream()>>>(
+          p, o, Q, P);
     GM_CUDA_CHECK_LAUNCH();
   }
   scan::scan_bwd_combine_kernel<<<state_blocks(p), 256, 0, c.stream()>>>(p, Q, P, carry);
   GM_CUDA_CHECK_LAUNCH();
-  const size_t smem = sizeof(scan::BwdSmem);
-  GM_CUDA_CHECK(cudaFuncSetAttribute(scan::scan_bwd_main_kernel<T, kHasZ>,
-                                     cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const dim3 grid(static_cast<unsigned>(p.chunks), static_cast<unsigned>(o.groups), static_cast<unsigned>(p.batch));
-  scan::scan_bwd_main_kernel<T, kHasZ><<<grid, scan::kBwdThreads, smem, c.stream()>>>(p, o);
+  if (fast) {
+    const size_t smem = sizeof(scan::fast::BwdFastSmem<T>);
+    GM_CUDA_CHECK(cudaFuncSetAttribute(scan::fast::bwd_main_kernel<T, kHasZ>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    scan::fast::bwd_main_kernel<T, kHasZ><<<grid, scan::kBwdThreads, smem, c.stream()>>>(p, o);
+  } else {
+    const size_t smem = sizeof(scan::BwdSmem);
+    GM_CUDA_CHECK(cudaFuncSetAttribute(scan::scan_bwd_main_kernel<T, kHasZ>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    scan::scan_bwd_main_kernel<T, kHasZ><<<grid, scan::kBwdThreads, smem, c.stream()>>>(p, o);
+  }
   GM_CUDA_CHECK_LAUNCH();
 }
 
 template <class T>
 void bwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, const Tensor* saved, const Tensor& dout,
-                 const ScanGrads& grads) {
+                 const ScanGrads& grads, bool fast) {
   const int64_t B = p.batch, D = p.channels, N = p.state, L = p.length, K = p.chunks;
   const int64_t n = B * K * D * kMaxState;
   Tensor starts_t;
@@ -182,7 +208,7 @@ void bwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, const Te
     starts = saved->data<float>();
   } else {
     starts_t = Tensor::empty(c.allocator(), {n}, DType::F32);
-    chunk_start_states<T>(c, p, in.h0 ? in.h0->data<float>() : nullptr, starts_t.data<float>());
+    chunk_start_states<T>(c, p, in.h0 ? in.h0->data<float>() : nullptr, starts_t.data<float>(), fast);
     starts = starts_t.data<float>();
   }
   Tensor Q = Tensor::empty(c.allocator(), {n}, DType::F32);
@@ -216,9 +242,9 @@ void bwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, const Te
   o.part_ddb = part_ddb.data<float>();
   o.dh0 = grads.dh0 ? grads.dh0->data<float>() : nullptr;
   if (p.z)
-    bwd_launch<T, true>(c, p, o, Q.data<float>(), P.data<float>(), carry.data<float>());
+    bwd_launch<T, true>(c, p, o, Q.data<float>(), P.data<float>(), carry.data<float>(), fast);
   else
-    bwd_launch<T, false>(c, p, o, Q.data<float>(), P.data<float>(), carry.data<float>());
+    bwd_launch<T, false>(c, p, o, Q.data<float>(), P.data<float>(), carry.data<float>(), fast);
 
   if (part_bc.defined()) {
     T* dB = grads.dB ? static_cast<T*>(grads.dB->raw()) : nullptr;
@@ -256,18 +282,20 @@ void zero(CudaContext& c, Tensor* t) {
 
 const char* scan_variant_name(ScanVariant v) {
   switch (v) {
-    case ScanVariant::kChunked: return "chunked";
+    case ScanVariant::kReference: return "reference";
+    case ScanVariant::kPipelined: return "pipelined";
   }
   return "?";
 }
 
-std::vector<ScanVariant> scan_variants() { return {ScanVariant::kChunked}; }
+std::vector<ScanVariant> scan_variants() { return {ScanVariant::kPipelined, ScanVariant::kReference}; }
 
 void selective_scan_fwd_variant(Context& ctx, ScanVariant v, const ScanInputs& in, Tensor& out, Tensor* h_last,
                                 Tensor* saved) {
   CudaContext& c = as_cuda(ctx);
   const char* op = "selective_scan_fwd";
-  require(v == ScanVariant::kChunked, op, "unknown scan variant");
+  require(v == ScanVariant::kReference || v == ScanVariant::kPipelined, op, "unknown scan variant");
+  const bool fast = v == ScanVariant::kPipelined;
   Params p = make_params(op, in);
   const DType dt = in.u->dtype();
   require_act(out, dt, in.u->shape(), op, "out");
@@ -286,16 +314,17 @@ void selective_scan_fwd_variant(Context& ctx, ScanVariant v, const ScanInputs& i
     return;
   }
   if (dt == DType::BF16)
-    fwd_chunked<bf16_t>(c, p, in, out, h_last, saved);
+    fwd_chunked<bf16_t>(c, p, in, out, h_last, saved, fast);
   else
-    fwd_chunked<float>(c, p, in, out, h_last, saved);
+    fwd_chunked<float>(c, p, in, out, h_last, saved, fast);
 }
 
 void selective_scan_bwd_variant(Context& ctx, ScanVariant v, const ScanInputs& in, const Tensor* saved,
                                 const Tensor& dout, const ScanGrads& grads) {
   CudaContext& c = as_cuda(ctx);
   const char* op = "selective_scan_bwd";
-  require(v == ScanVariant::kChunked, op, "unknown scan variant");
+  require(v == ScanVariant::kReference || v == ScanVariant::kPipelined, op, "unknown scan variant");
+  const bool fast = v == ScanVariant::kPipelined;
   Params p = make_params(op, in);
   const DType dt = in.u->dtype();
   const Tensor::Shape bdl = in.u->shape(), bnl{p.batch, p.state, p.length};
@@ -318,9 +347,9 @@ void selective_scan_bwd_variant(Context& ctx, ScanVariant v, const ScanInputs& i
     return;
   }
   if (dt == DType::BF16)
-    bwd_chunked<bf16_t>(c, p, in, saved, dout, grads);
+    bwd_chunked<bf16_t>(c, p, in, saved, dout, grads, fast);
   else
-    bwd_chunked<float>(c, p, in, saved, dout, grads);
+    bwd_chunked<float>(c, p, in, saved, dout, grads, fast);
 }
 
 int64_t selective_scan_saved_numel(Context&, int64_t batch, int64_t d_inner, int64_t length, int64_t) {
