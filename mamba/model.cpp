@@ -212,14 +212,15 @@ double MambaModel::forward_backward(Context& ctx, const TokenInputs& in, float g
   Tensor dres = ctx.empty({M, d}, DType::F32);  // gradient reaching the residual stream
   ops::fill(ctx, dres, 0.f);
   Tensor dh = ctx.empty({M, d}, act);
-  // dhf (M x d) = dlogits (M x V) @ W_head (V x d), in f32 (dlogits is f32).
-  ops::gemm(ctx, false, false, M, d, V, 1.f, dlogits, V, 0, params_.value(head), d, 0, 0.f, dh, d, 0, 1);
-  // dW_head (V x d) += dlogits^T (stored M x V) @ hf (M x d); operands in the act dtype.
+  // Matrix operands in the act dtype, like every other product of the model.
   Tensor dlogits_act = dlogits;
   if (act != DType::F32) {
     dlogits_act = ctx.empty({M, V}, act);
     ops::copy(ctx, dlogits, dlogits_act);
   }
+  // dhf (M x d) = dlogits (M x V) @ W_head (V x d).
+  ops::gemm(ctx, false, false, M, d, V, 1.f, dlogits_act, V, 0, compute_view(ctx, head), d, 0, 0.f, dh, d, 0, 1);
+  // dW_head (V x d) += dlogits^T (stored M x V) @ hf (M x d).
   Tensor g_head = params_.grad(head);
   ops::gemm(ctx, true, false, V, d, M, 1.f, dlogits_act, V, 0, hf, d, 0, 1.f, g_head, d, 0, 1);
   dlogits = Tensor();
