@@ -8,5 +8,6 @@ int cmd_inspect(int argc, char** argv);
 int cmd_pretrain(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_info(int argc, char** argv);
+int cmd_embed(int argc, char** argv);
 
 }  // namespace gm::app

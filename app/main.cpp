@@ -23,6 +23,7 @@ constexpr Subcommand kSubcommands[] = {
     {"pretrain", "train a causal Mamba LM on a genome (FASTA windows or BAM/CRAM reads); resumes", gm::app::cmd_pretrain},
     {"eval", "held-out loss, perplexity and bits per base of a checkpoint on regions", gm::app::cmd_eval},
     {"info", "a checkpoint's config, parameter count and provenance", gm::app::cmd_info},
+    {"embed", "embeddings of regions (BED, -r, contigs, windows) as HDF5/anndata; sharded", gm::app::cmd_embed},
 };
 
 void print_usage(std::ostream& os) {
