@@ -1,0 +1,144 @@
+// Whole-model benchmark at the language-model configurations of PEERS.md: training
+// tokens/s (forward, loss, backward, AdamW), peak device memory (the allocator's
+// high-water mark, as torch.cuda.max_memory_allocated reports for the peer, with the
+// device's total use from cudaMemGetInfo beside it) and inference tokens/s (forward
+// with logits). Random A/C/G/T tokens; medians of timed steps after warm-up.
+//
+// Usage: bench_model [--device cuda] [--precision bf16|fp32] [--steps N] [--only ROW]
+//        [--rows all|peer|long]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "mamba/batch.h"
+#include "mamba/context.h"
+#include "mamba/model.h"
+#include "mamba/optim.h"
+#ifdef GENOMAMBA_HAVE_CUDA
+#include "mamba/cuda/context_cuda.h"
+#endif
+
+namespace {
+
+struct Row {
+  int64_t d_model, n_layer, batch, length;
+  double peer_train, peer_mem_gib, peer_infer;  // M tok/s, GiB, M tok/s (0: not measured)
+  bool train;
+};
+
+// PEERS.md, H200, mamba_ssm fast path.
+const Row kRows[] = {
+    {256, 8, 8, 131072, 1.81, 47.4, 8.72, true},
+    {256, 8, 1, 1048576, 1.40, 47.4, 8.21, true},
+    {512, 16, 4, 32768, 0.47, 21.3, 2.02, true},
+    {256, 8, 1, 1000000, 0, 0, 4.17, false},
+    {256, 8, 8, 131000, 0, 0, 5.87, false},
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double gib(size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0); }
+
+size_t device_used(gm::Context& ctx) {
+#ifdef GENOMAMBA_HAVE_CUDA
+  if (ctx.device().is_cuda()) {
+    size_t free_b = 0, total_b = 0;
+    gm::cuda::as_cuda(ctx).mem_info(free_b, total_b);
+    return total_b - free_b;
+  }
+#endif
+  (void)ctx;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string device = "cuda", precision = "bf16";
+  int steps = 5, only = -1;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--device") device = v;
+    else if (k == "--precision") precision = v;
+    else if (k == "--steps") steps = std::stoi(v);
+    else if (k == "--only") only = std::stoi(v);
+    else {
+      std::fprintf(stderr, "bench_model: unknown option %s\n", k.c_str());
+      return 1;
+    }
+  }
+  auto ctx = gm::Context::create(gm::Device::parse(device), 0, gm::parse_precision(precision));
+  std::printf("| d_model x layers | batch x L | train tok/s | ratio | peak alloc GiB (device used) | peer GiB | "
+              "inference tok/s | ratio |\n|---|---|---|---|---|---|---|---|\n");
+  int index = 0;
+  for (const Row& row : kRows) {
+    if (only >= 0 && index++ != only) continue;
+    gm::ModelConfig cfg;
+    cfg.d_model = row.d_model;
+    cfg.n_layer = row.n_layer;
+    std::mt19937 rng(1234);
+    std::vector<uint8_t> windows(static_cast<size_t>(row.batch * (row.length + 1)));
+    for (auto& t : windows) t = static_cast<uint8_t>(7 + rng() % 4);
+    const auto host = gm::NextTokenBatch::from_windows(windows, {}, row.batch, row.length + 1);
+    const double tokens = static_cast<double>(row.batch * row.length);
+    double train_tps = 0, peak = 0, used = 0, infer_tps = 0;
+    try {
+      gm::MambaModel model(*ctx, cfg);
+      model.init_weights(*ctx, 0);
+      const auto inputs = host.upload(*ctx, 1.f);
+      const float scale = static_cast<float>(1.0 / host.weight_sum(1.f));
+      if (row.train) {
+        gm::AdamW opt(*ctx, model.params(), {});
+        ctx->allocator().reset_peak();
+        std::vector<double> times;
+        for (int s = 0; s < steps + 2; ++s) {
+          ctx->synchronize();
+          const auto t0 = std::chrono::steady_clock::now();
+          model.params().zero_grads(*ctx);
+          model.forward_backward(*ctx, inputs, scale);
+          opt.step(*ctx, 1e-3);
+          ctx->synchronize();
+          if (s >= 2) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        train_tps = tokens / median(times);
+        peak = gib(ctx->allocator().peak_bytes());
+        used = gib(device_used(*ctx));
+      }
+      gm::ForwardRequest req;
+      req.tokens = inputs.tokens;
+      std::vector<double> times;
+      for (int s = 0; s < steps + 2; ++s) {
+        ctx->synchronize();
+        const auto t0 = std::chrono::steady_clock::now();
+        model.forward(*ctx, req);
+        ctx->synchronize();
+        if (s >= 2) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      infer_tps = tokens / median(times);
+    } catch (const std::exception& e) {
+      std::printf("| d%lld x %lld | %lld x %lld | failed: %s |\n", (long long)row.d_model, (long long)row.n_layer,
+                  (long long)row.batch, (long long)row.length, e.what());
+      continue;
+    }
+    char train_cell[64] = "-", ratio_t[32] = "-", mem_cell[64] = "-", peer_mem[32] = "-", ratio_i[32] = "-";
+    if (row.train) {
+      std::snprintf(train_cell, sizeof train_cell, "%.3f M", train_tps / 1e6);
+      std::snprintf(ratio_t, sizeof ratio_t, "%.2f", train_tps / 1e6 / row.peer_train);
+      std::snprintf(mem_cell, sizeof mem_cell, "%.1f (%.1f)", peak, used);
+      std::snprintf(peer_mem, sizeof peer_mem, "%.1f", row.peer_mem_gib);
+    }
+    if (row.peer_infer > 0) std::snprintf(ratio_i, sizeof ratio_i, "%.2f", infer_tps / 1e6 / row.peer_infer);
+    std::printf("| d%lld x %lld | %lld x %lld | %s | %s | %s | %s | %.3f M | %s |\n", (long long)row.d_model,
+                (long long)row.n_layer, (long long)row.batch, (long long)row.length, train_cell, ratio_t, mem_cell,
+                peer_mem, infer_tps / 1e6, ratio_i);
+    std::fflush(stdout);
+  }
+  return 0;
+}
