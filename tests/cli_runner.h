@@ -21,6 +21,13 @@ struct CliResult {
   std::string out, err;
 };
 
+// The binary under test: $GENOMAMBA_BINARY when set (a bundled copy on another
+// machine), else the one this test was built with.
+inline std::string genomamba_binary() {
+  if (const char* b = std::getenv("GENOMAMBA_BINARY")) return b;
+  return GENOMAMBA_BINARY;
+}
+
 inline std::string shell_quote(const std::string& s) {
   std::string q = "'";
   for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -37,7 +44,7 @@ inline std::string slurp(const std::string& path) {
 // genomamba <args...>, run through the shell with output captured.
 inline CliResult run_genomamba(const std::vector<std::string>& args, const std::string& stdin_path = "") {
   TempDir dir;
-  std::string cmd = shell_quote(GENOMAMBA_BINARY);
+  std::string cmd = shell_quote(genomamba_binary());
   for (const auto& a : args) cmd += " " + shell_quote(a);
   if (!stdin_path.empty()) cmd += " < " + shell_quote(stdin_path);
   cmd += " > " + shell_quote(dir / "out") + " 2> " + shell_quote(dir / "err");
@@ -54,7 +61,7 @@ inline pid_t spawn_genomamba(const std::vector<std::string>& args) {
   const pid_t pid = fork();
   if (pid == 0) {
     std::vector<char*> argv;
-    std::string bin = GENOMAMBA_BINARY;
+    std::string bin = genomamba_binary();
     argv.push_back(bin.data());
     std::vector<std::string> copy = args;
     for (auto& a : copy) argv.push_back(a.data());

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "genomics/fasta.h"
+#include "tests/cli_runner.h"
 #include "tests/test_support.h"
 
 namespace gm {
@@ -35,7 +36,7 @@ std::string quote(const std::string& s) {
 
 CliRun inspect(const std::vector<std::string>& args) {
   test::TempDir dir;
-  std::string cmd = quote(GENOMAMBA_BINARY) + " inspect";
+  std::string cmd = quote(test::genomamba_binary()) + " inspect";
   for (const auto& a : args) cmd += " " + quote(a);
   cmd += " > " + quote(dir / "out") + " 2> " + quote(dir / "err");
   const int raw = std::system(cmd.c_str());
