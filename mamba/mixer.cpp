@@ -29,6 +29,22 @@ MixerActivations MixerActivations::allocate(Context& ctx, const MixerDims& m, bo
   return a;
 }
 
+MixerActivations MixerActivations::allocate_saved(Context& ctx, const MixerDims& m, const MixerActivations& scratch) {
+  const DType act = ctx.act_dtype();
+  const Tensor::Shape channel_major = {m.batch, m.d_inner, m.length};
+  MixerActivations a;
+  a.x = ctx.empty(channel_major, act);
+  a.z = ctx.empty(channel_major, act);
+  a.xc = scratch.xc;
+  a.delta = scratch.delta;
+  a.y = ctx.empty(channel_major, act);
+  a.x_dbl = ctx.empty({m.batch, m.dt_rank + 2 * m.d_state, m.length}, act);
+  a.A = ctx.empty({m.d_inner, m.d_state}, DType::F32);
+  const int64_t n = ops::selective_scan_saved_numel(ctx, m.batch, m.d_inner, m.length, m.d_state);
+  a.scan_saved = ctx.empty({n}, DType::F32);
+  return a;
+}
+
 MixerGradWorkspace MixerGradWorkspace::allocate(Context& ctx, const MixerDims& m) {
   const DType act = ctx.act_dtype();
   const Tensor::Shape channel_major = {m.batch, m.d_inner, m.length};
@@ -65,7 +81,21 @@ ScanInputs scan_inputs(const MixerParams& w_f32, const MixerActivations& act, co
   return in;
 }
 
+const Tensor* conv_bias_of(const MixerParams& w_f32) { return w_f32.conv_b.defined() ? &w_f32.conv_b : nullptr; }
+
+// dt_proj without its bias: delta[b] (D x L) = W_dt (D x R) @ dt_low[b], the first R rows of x_dbl[b].
+void dt_proj(Context& ctx, const MixerDims& m, const MixerParams& w, MixerActivations& act) {
+  const int64_t D = m.d_inner, L = m.length, R = m.dt_rank, X = R + 2 * m.d_state;
+  ops::gemm(ctx, false, false, D, L, R, 1.f, w.dt_w, R, 0, act.x_dbl, L, X * L, 0.f, act.delta, L, D * L, m.batch);
+}
+
 }  // namespace
+
+void mixer_recompute_cheap(Context& ctx, const MixerDims& m, const MixerParams& w, const MixerParams& w_f32,
+                           const Tensor* seq_start, MixerActivations& act) {
+  ops::conv1d_fwd(ctx, act.x, w_f32.conv_w, conv_bias_of(w_f32), seq_start, nullptr, true, act.xc, nullptr);
+  dt_proj(ctx, m, w, act);
+}
 
 void mixer_forward(Context& ctx, const MixerDims& m, const MixerParams& w, const MixerParams& w_f32,
                    const Tensor& h, const Tensor* seq_start, const MixerStreamState* stream,
@@ -79,7 +109,7 @@ void mixer_forward(Context& ctx, const MixerDims& m, const MixerParams& w, const
   ops::gemm(ctx, false, true, D, L, d, 1.f, Wx, d, 0, h, d, L * d, 0.f, act.x, L, D * L, Bn);
   ops::gemm(ctx, false, true, D, L, d, 1.f, Wz, d, 0, h, d, L * d, 0.f, act.z, L, D * L, Bn);
 
-  const Tensor* conv_bias = w_f32.conv_b.defined() ? &w_f32.conv_b : nullptr;
+  const Tensor* conv_bias = conv_bias_of(w_f32);
   if (stream) {
     // The op's state_in and state_out may not alias: continue through a fresh tensor.
     Tensor next = ctx.empty(stream->conv_state->shape(), DType::F32);
@@ -91,8 +121,7 @@ void mixer_forward(Context& ctx, const MixerDims& m, const MixerParams& w, const
 
   // x_proj: x_dbl[b] (X x L) = W_xp (X x D) @ xc[b] (D x L).
   ops::gemm(ctx, false, false, X, L, D, 1.f, w.x_proj, D, 0, act.xc, L, D * L, 0.f, act.x_dbl, L, X * L, Bn);
-  // dt_proj without its bias: delta[b] (D x L) = W_dt (D x R) @ dt_low[b], the first R rows of x_dbl[b].
-  ops::gemm(ctx, false, false, D, L, R, 1.f, w.dt_w, R, 0, act.x_dbl, L, X * L, 0.f, act.delta, L, D * L, Bn);
+  dt_proj(ctx, m, w, act);
 
   ops::neg_exp(ctx, w_f32.A_log, act.A);
   const Tensor Bm = act.x_dbl.narrow(1, R, N);
@@ -170,8 +199,8 @@ void mixer_backward(Context& ctx, const MixerDims& m, const MixerParams& w, cons
 
   // Causal conv + SiLU.
   Tensor gconv_w = g.conv_w, gconv_b = g.conv_b;
-  ops::conv1d_bwd(ctx, ws.dxc, act.x, w_f32.conv_w, w_f32.conv_b.defined() ? &w_f32.conv_b : nullptr,
-                  seq_start, nullptr, true, ws.dx, gconv_w, g.conv_b.defined() ? &gconv_b : nullptr);
+  ops::conv1d_bwd(ctx, ws.dxc, act.x, w_f32.conv_w, conv_bias_of(w_f32), seq_start, nullptr, true, ws.dx, gconv_w,
+                  g.conv_b.defined() ? &gconv_b : nullptr);
 
   // in_proj. dW_x (D x d) += dx[b] (D x L) @ h[b] (L x d); dW_z likewise.
   Tensor gWx = g.in_proj.narrow(0, 0, D);

@@ -50,7 +50,14 @@ struct MixerActivations {
   Tensor A;                   // f32 [D, N] = -exp(A_log)
   Tensor scan_saved;          // f32, backend-defined (training only; may be undefined)
 
+  // Every tensor owned (scan_saved only for training).
   static MixerActivations allocate(Context& ctx, const MixerDims& dims, bool for_training);
+  // What a training layer keeps: x, z, x_dbl, y, A and scan_saved are owned; xc and
+  // delta alias `scratch` (shared by all layers) because they are cheap to recompute
+  // (a depthwise conv, a rank-R product): mixer_recompute_cheap restores them before
+  // the backward. This is mamba_ssm's checkpoint level 1 and saves 2 of 7 [B, D, L]
+  // tensors per layer.
+  static MixerActivations allocate_saved(Context& ctx, const MixerDims& dims, const MixerActivations& scratch);
 };
 
 // Scratch of the backward pass, shared by every layer.
@@ -73,6 +80,11 @@ struct MixerStreamState {
 void mixer_forward(Context& ctx, const MixerDims& dims, const MixerParams& w, const MixerParams& w_f32,
                    const Tensor& h, const Tensor* seq_start, const MixerStreamState* stream,
                    MixerActivations& act, Tensor& out);
+
+// Recomputes act.xc = silu(conv1d(act.x)) and act.delta = dt_proj(dt_low of act.x_dbl)
+// exactly as mixer_forward computed them (run without a stream state).
+void mixer_recompute_cheap(Context& ctx, const MixerDims& dims, const MixerParams& w, const MixerParams& w_f32,
+                           const Tensor* seq_start, MixerActivations& act);
 
 // Backward of mixer_forward (run without a stream state) given its activations:
 // accumulates parameter gradients into g and overwrites dh with dL/dh.

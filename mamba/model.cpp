@@ -44,9 +44,10 @@ std::vector<ParamSpec> parameter_specs(const ModelConfig& c) {
 }  // namespace
 
 struct MambaModel::SavedLayer {
-  Tensor residual;  // f32 [M, d]: the input of this layer's norm (after the residual add)
-  Tensor rstd;      // f32 [M]       (not kept when recomputed)
-  Tensor h;         // act [M, d]    (not kept when recomputed)
+  // The input of this layer's norm (after the residual add), f32 [M, d]: the norm's
+  // output and rstd are recomputed from it in the backward.
+  Tensor residual;
+  // Mixer intermediates (MixerActivations::allocate_saved); undefined when recomputed.
   MixerActivations act;
   bool recompute = false;
 };
@@ -163,35 +164,26 @@ double MambaModel::forward_backward(Context& ctx, const TokenInputs& in, float g
     ops::embedding_fwd(ctx, in.tokens, params_.value(embedding_), residual3);
   }
   Tensor mix_out = ctx.empty({M, d}, act);
-  // Scratch of the layers that recompute (shared: one such layer is live at a time).
-  Tensor scratch_h, scratch_rstd;
-  MixerActivations scratch_act;
+  // Shared by all layers: the norm output and rstd (recomputed in the backward), the
+  // cheap mixer intermediates of saved layers, all intermediates of recomputed layers.
+  Tensor h = ctx.empty({M, d}, act);
+  Tensor rstd = ctx.empty({M}, DType::F32);
+  MixerActivations scratch = MixerActivations::allocate(ctx, md, true);
   std::vector<SavedLayer> saved(static_cast<size_t>(n_layer));
   for (int i = 0; i < n_layer; ++i) {
     SavedLayer& s = saved[static_cast<size_t>(i)];
     s.recompute = !opt.recompute.empty() && opt.recompute[static_cast<size_t>(i)];
-    if (s.recompute) {
-      if (!scratch_h.defined()) {
-        scratch_h = ctx.empty({M, d}, act);
-        scratch_rstd = ctx.empty({M}, DType::F32);
-        scratch_act = MixerActivations::allocate(ctx, md, true);
-      }
-    } else {
-      s.h = ctx.empty({M, d}, act);
-      s.rstd = ctx.empty({M}, DType::F32);
-      s.act = MixerActivations::allocate(ctx, md, true);
-    }
-    Tensor& h = s.recompute ? scratch_h : s.h;
-    Tensor& rstd = s.recompute ? scratch_rstd : s.rstd;
+    if (!s.recompute) s.act = MixerActivations::allocate_saved(ctx, md, scratch);
     const Tensor norm_w = params_.value(layers_[static_cast<size_t>(i)].norm);
     ops::add_rmsnorm_fwd(ctx, i ? &mix_out : nullptr, residual, norm_w, eps, h, rstd);
     s.residual = ctx.empty({M, d}, DType::F32);
     ops::copy(ctx, residual, s.residual);
-    mixer_forward(ctx, md, layer_compute(ctx, i), layer_values(i), h, seq, nullptr,
-                  s.recompute ? scratch_act : s.act, mix_out);
+    mixer_forward(ctx, md, layer_compute(ctx, i), layer_values(i), h, seq, nullptr, s.recompute ? scratch : s.act,
+                  mix_out);
   }
-  Tensor hf = ctx.empty({M, d}, act);
-  Tensor rstd_f = ctx.empty({M}, DType::F32);
+  // The final norm's output and rstd live in h and rstd until its backward is done.
+  Tensor& hf = h;
+  Tensor& rstd_f = rstd;
   ops::add_rmsnorm_fwd(ctx, &mix_out, residual, params_.value(norm_f_), eps, hf, rstd_f);
 
   // logits (M x V) = hf (M x d) @ W_head^T (W_head stored V x d)
@@ -227,7 +219,6 @@ double MambaModel::forward_backward(Context& ctx, const TokenInputs& in, float g
   dlogits_act = Tensor();
   Tensor g_norm_f = params_.grad(norm_f_);
   ops::add_rmsnorm_bwd(ctx, dh, residual, params_.value(norm_f_), rstd_f, dres, g_norm_f);
-  hf = Tensor();
 
   // The mixer's output gradient is the residual-stream gradient (the add passes it through).
   Tensor dmix = act == DType::F32 ? dres : ctx.empty({M, d}, act);
@@ -235,16 +226,16 @@ double MambaModel::forward_backward(Context& ctx, const TokenInputs& in, float g
   for (int i = n_layer - 1; i >= 0; --i) {
     SavedLayer& s = saved[static_cast<size_t>(i)];
     const Tensor norm_w = params_.value(layers_[static_cast<size_t>(i)].norm);
+    const MixerParams w = layer_compute(ctx, i), w_f32 = layer_values(i);
+    // Same ops on the same inputs as the forward: bitwise the same values.
+    ops::add_rmsnorm_fwd(ctx, nullptr, s.residual, norm_w, eps, h, rstd);
     if (s.recompute) {
-      // Same ops on the same input as the forward: bitwise the same activations.
-      ops::add_rmsnorm_fwd(ctx, nullptr, s.residual, norm_w, eps, scratch_h, scratch_rstd);
-      mixer_forward(ctx, md, layer_compute(ctx, i), layer_values(i), scratch_h, seq, nullptr, scratch_act, mix_out);
+      mixer_forward(ctx, md, w, w_f32, h, seq, nullptr, scratch, mix_out);
+    } else {
+      mixer_recompute_cheap(ctx, md, w, w_f32, seq, s.act);
     }
-    const Tensor& h = s.recompute ? scratch_h : s.h;
-    const Tensor& rstd = s.recompute ? scratch_rstd : s.rstd;
     if (act != DType::F32) ops::copy(ctx, dres, dmix);
-    mixer_backward(ctx, md, layer_compute(ctx, i), layer_values(i), layer_grads(i), h, seq,
-                   s.recompute ? scratch_act : s.act, dmix, ws, dh);
+    mixer_backward(ctx, md, w, w_f32, layer_grads(i), h, seq, s.recompute ? scratch : s.act, dmix, ws, dh);
     Tensor g_norm = params_.grad(layers_[static_cast<size_t>(i)].norm);
     ops::add_rmsnorm_bwd(ctx, dh, s.residual, norm_w, rstd, dres, g_norm);
     s = SavedLayer();  // release this layer's activations
