@@ -362,7 +362,10 @@ TEST(SelectiveScan, RejectsMissingGradientsAndBf16) {
   in.u = &u16;
   Tensor out = ctx.empty({c.B, c.D, c.L}, DType::F32);
   EXPECT_THROW(cpu::selective_scan_fwd(ctx, in, out, nullptr, nullptr), std::invalid_argument);
-  EXPECT_EQ(cpu::selective_scan_saved_numel(ctx, 2, 8, 1 << 20, 16), 0);
+  // `saved` holds one state per chunk, not per step, and a wrongly sized one is refused.
+  EXPECT_EQ(cpu::selective_scan_saved_numel(ctx, 2, 8, 1 << 20, 16), 2 * 8 * ((1 << 20) / kScanChunk) * 16);
+  Tensor wrong = ctx.empty({cpu::selective_scan_saved_numel(ctx, c.B, c.D, c.L, c.N) + 1}, DType::F32);
+  EXPECT_THROW(cpu::selective_scan_fwd(ctx, t.inputs(true), out, nullptr, &wrong), std::invalid_argument);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
-// Causal depthwise conv1d (+ SiLU) on the CPU (math and masking rules in conv1d_ref.h).
+// Causal depthwise conv1d (+ SiLU) on the CPU: argument checks, then the fast f32
+// kernels of conv1d_fast.h (math and masking rules in conv1d_ref.h).
 #include "mamba/cpu/checks.h"
-#include "mamba/cpu/conv1d_ref.h"
+#include "mamba/cpu/conv1d_fast.h"
 #include "mamba/ops.h"
 
 namespace gm::cpu {
@@ -35,7 +36,7 @@ void conv1d_fwd(Context& ctx, const Tensor& x, const Tensor& weight, const Tenso
   detail::require_rows(op, "out", out, DType::F32, x.shape());
   if (state_out)
     detail::require_dense(op, "state_out", *state_out, DType::F32, {dims.batch, dims.channels, dims.width - 1});
-  conv1d_forward_ref<float>(dims, detail::rows3<float>(x), weight.data<float>(), ptr(bias),
+  conv1d_forward_fast(dims, detail::rows3<float>(x), weight.data<float>(), ptr(bias),
                             detail::rows2<uint8_t>(seq_start), ptr(state_in), silu, detail::rows3<float>(out),
                             ptr(state_out), ctx.threads());
 }
@@ -49,7 +50,7 @@ void conv1d_bwd(Context& ctx, const Tensor& dout, const Tensor& x, const Tensor&
   detail::require_rows(op, "dx", dx, DType::F32, x.shape());
   detail::require_dense(op, "dweight", dweight, DType::F32, weight.shape());
   if (dbias) detail::require_dense(op, "dbias", *dbias, DType::F32, {dims.channels});
-  conv1d_backward_ref<float>(dims, detail::rows3<float>(dout), detail::rows3<float>(x), weight.data<float>(),
+  conv1d_backward_fast(dims, detail::rows3<float>(dout), detail::rows3<float>(x), weight.data<float>(),
                              ptr(bias), detail::rows2<uint8_t>(seq_start), ptr(state_in), silu,
                              detail::rows3<float>(dx), dweight.data<float>(), ptr(dbias), ctx.threads());
 }

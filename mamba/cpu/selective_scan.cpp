@@ -1,7 +1,11 @@
-// Selective scan (S6) on the CPU (math, layout and memory bounds in selective_scan_ref.h).
-// The CPU backward recomputes the states itself, so `saved` is not used (numel 0).
+// Selective scan (S6) on the CPU: argument checks, then the fast f32 kernels of
+// selective_scan_fast.h (math and layout in selective_scan_ref.h). `saved` holds the
+// forward's checkpoints (the state before every kScanChunk steps, f32 [B, D, chunks, N]);
+// a backward without it recomputes them.
+#include <string>
+
 #include "mamba/cpu/checks.h"
-#include "mamba/cpu/selective_scan_ref.h"
+#include "mamba/cpu/selective_scan_fast.h"
 #include "mamba/ops.h"
 
 namespace gm::cpu {
@@ -48,19 +52,35 @@ ScanRefInputs<float> views(const ScanInputs& in) {
   return v;
 }
 
+// saved (may be null) is dense f32 with selective_scan_saved_numel elements, or a clear error.
+void check_saved(const char* op, const ScanDims& dims, const Tensor* saved) {
+  if (!saved) return;
+  const int64_t need = scan_checkpoint_numel(dims);
+  detail::require_dtype(op, "saved", *saved, DType::F32);
+  detail::require_contiguous(op, "saved", *saved);
+  if (saved->numel() != need)
+    detail::fail(op, "saved must have selective_scan_saved_numel elements (" + std::to_string(need) + "), got " +
+                         saved->describe());
+}
+
 }  // namespace
 
-int64_t selective_scan_saved_numel(Context&, int64_t, int64_t, int64_t, int64_t) { return 0; }
+int64_t selective_scan_saved_numel(Context&, int64_t batch, int64_t d_inner, int64_t length, int64_t d_state) {
+  return scan_checkpoint_numel({batch, d_inner, length, d_state});
+}
 
-void selective_scan_fwd(Context& ctx, const ScanInputs& in, Tensor& out, Tensor* h_last, Tensor*) {
+void selective_scan_fwd(Context& ctx, const ScanInputs& in, Tensor& out, Tensor* h_last, Tensor* saved) {
   const char* op = "selective_scan_fwd";
   const ScanDims dims = check_inputs(op, in);
   detail::require_rows(op, "out", out, DType::F32, in.u->shape());
   if (h_last) detail::require_dense(op, "h_last", *h_last, DType::F32, {dims.batch, dims.channels, dims.state});
-  selective_scan_forward_ref<float>(dims, views(in), detail::rows3<float>(out), ptr(h_last), ctx.threads());
+  check_saved(op, dims, saved);
+  float* ckpt = saved && saved->numel() ? saved->data<float>() : nullptr;
+  const ScanRefInputs<float> v = views(in);
+  selective_scan_forward_fast(dims, v, detail::rows3<float>(out), ptr(h_last), ckpt, ctx.threads());
 }
 
-void selective_scan_bwd(Context& ctx, const ScanInputs& in, const Tensor*, const Tensor& dout,
+void selective_scan_bwd(Context& ctx, const ScanInputs& in, const Tensor* saved, const Tensor& dout,
                         const ScanGrads& grads) {
   const char* op = "selective_scan_bwd";
   const ScanDims dims = check_inputs(op, in);
@@ -93,7 +113,10 @@ void selective_scan_bwd(Context& ctx, const ScanInputs& in, const Tensor*, const
   g.dz = detail::rows3<float>(grads.dz);
   g.ddelta_bias = ptr(grads.ddelta_bias);
   g.dh0 = ptr(grads.dh0);
-  selective_scan_backward_ref<float>(dims, views(in), detail::rows3<float>(dout), g, ctx.threads());
+  check_saved(op, dims, saved);
+  const float* ckpt = saved && saved->numel() ? saved->data<float>() : nullptr;
+  const ScanRefInputs<float> v = views(in);
+  selective_scan_backward_fast(dims, v, ckpt, detail::rows3<float>(dout), g, ctx.threads());
 }
 
 }  // namespace gm::cpu
