@@ -9,5 +9,6 @@ int cmd_pretrain(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_embed(int argc, char** argv);
+int cmd_score(int argc, char** argv);
 
 }  // namespace gm::app

@@ -24,6 +24,7 @@ constexpr Subcommand kSubcommands[] = {
     {"eval", "held-out loss, perplexity and bits per base of a checkpoint on regions", gm::app::cmd_eval},
     {"info", "a checkpoint's config, parameter count and provenance", gm::app::cmd_info},
     {"embed", "embeddings of regions (BED, -r, contigs, windows) as HDF5/anndata; sharded", gm::app::cmd_embed},
+    {"score", "variant-effect scores (LLR, window DLL, embedding distance) of a VCF/BCF as INFO fields", gm::app::cmd_score},
 };
 
 void print_usage(std::ostream& os) {

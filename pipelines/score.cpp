@@ -1,0 +1,474 @@
+// The `genomamba score` job (see score.h): reads records (whole file, regions or a
+// shard), groups them (full context: one contig; window mode: nearby records of one
+// contig), builds the strand jobs of their alleles, runs the engine and writes every
+// record back with its scores and flags, in input order.
+#include "pipelines/score.h"
+
+#include <htslib/vcf.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "genomics/errors.h"
+#include "genomics/fasta.h"
+#include "genomics/text.h"
+#include "mamba/checkpoint.h"
+#include "mamba/sha256.h"
+#include "pipelines/progress.h"
+#include "pipelines/score_alleles.h"
+#include "pipelines/score_contigs.h"
+#include "pipelines/score_engine.h"
+#include "pipelines/score_input.h"
+#include "pipelines/score_output.h"
+#include "pipelines/score_sequence.h"
+
+namespace gm {
+
+namespace {
+
+using RecordPtr = std::unique_ptr<bcf1_t, void (*)(bcf1_t*)>;
+
+// Window mode groups: at most this many records, spanning at most this many bases.
+constexpr size_t kGroupRecords = 2048;
+constexpr int64_t kGroupSpan = 1000000;
+
+struct PendingRecord {
+  RecordPtr rec{nullptr, bcf_destroy};
+  RecordResult result;
+  std::vector<std::array<int64_t, 2>> jobs;  // per ALT: job index per strand, -1 = none
+};
+
+std::string settings_text(const ScoreOptions& o, int layer, int64_t chunk) {
+  std::ostringstream s;
+  s << "scores=" << o.scores.to_string() << ";context=" << (o.full_context ? std::string("full") : std::to_string(o.context))
+    << ";window=" << o.window << ";strand=" << score_strands_name(o.strand) << ";layer=" << layer;
+  if (o.full_context) s << ";chunk=" << chunk;
+  return s.str();
+}
+
+double mean_of_finite(double a, double b) {
+  const bool fa = std::isfinite(a), fb = std::isfinite(b);
+  if (fa && fb) return 0.5 * (a + b);
+  if (fa) return a;
+  if (fb) return b;
+  return kMissingScore;
+}
+
+class ScoreRun {
+ public:
+  ScoreRun(const ScoreOptions& o, std::ostream& log) : o_(o), log_(log) {}
+  ScoreSummary run();
+
+ private:
+  void validate_options() const;
+  std::string record_where(const bcf1_t* rec) const;
+  void check_order(const bcf1_t* rec);
+  bool in_shard(const bcf1_t* rec) const;
+  std::optional<int> fasta_contig(const bcf1_t* rec) const;
+  void add(const bcf1_t* rec, std::optional<int> fasta_id);
+  void flush_group();
+  void write_group();
+  void report_progress(const std::string& detail, bool force = false);
+
+  const ScoreOptions& o_;
+  std::ostream& log_;
+  ScoreSummary summary_;
+
+  std::optional<FastaReader> fasta_;
+  std::optional<VcfSource> source_;
+  std::optional<ContigMapping> mapping_;
+  ContigIndex space_;
+  std::unique_ptr<Context> ctx_;
+  std::unique_ptr<MambaModel> model_;
+  std::optional<ScoreEngine> engine_;
+  std::optional<ScoreVcfWriter> writer_;
+  std::optional<ScoreTsvWriter> tsv_;
+  std::optional<Progress> progress_;
+  JobGeometry geometry_;
+
+  // sequential reading of a shard: keep records whose unit is in [unit_first_, unit_last_)
+  bool filter_units_ = false;
+  std::vector<UnitInterval> units_;
+  int64_t unit_first_ = 0, unit_last_ = 0;
+
+  bool require_sorted_ = false;
+  int prev_rid_ = -1;
+  int64_t prev_pos_ = -1;
+  std::set<int> finished_rids_;
+
+  // the current group
+  std::vector<PendingRecord> group_;
+  int group_rid_ = -1;
+  std::optional<int> group_fasta_;
+  int64_t group_min_ = 0, group_max_ = 0;
+  std::chrono::steady_clock::time_point last_progress_;
+};
+
+void ScoreRun::validate_options() const {
+  if (!o_.scores.any()) throw std::invalid_argument("--scores selects nothing");
+  if (!o_.full_context && o_.context < 1) throw std::invalid_argument("--context must be >= 1 or 'full'");
+  if (o_.window < 1) throw std::invalid_argument("--window must be >= 1");
+  if (o_.batch_rows < 0 || o_.chunk < 0) throw std::invalid_argument("--batch-size and --chunk must be >= 0");
+  hts_write_mode(o_.output_type);
+  if (o_.shard.sharded() && o_.output == "-") {
+    throw std::invalid_argument("--shard needs an output file (-o): each shard writes its own file");
+  }
+}
+
+std::string ScoreRun::record_where(const bcf1_t* rec) const {
+  return source_->path() + ": record " + with_commas(source_->record_number()) + " (" +
+         bcf_hdr_id2name(source_->header(), rec->rid) + ":" + with_commas(rec->pos + 1) + ")";
+}
+
+void ScoreRun::check_order(const bcf1_t* rec) {
+  if (!require_sorted_) return;
+  const std::string why = o_.full_context ? "--context full" : "--shard";
+  if (rec->rid != prev_rid_) {
+    if (finished_rids_.count(rec->rid)) {
+      throw InputError(record_where(rec) + ": contig " + bcf_hdr_id2name(source_->header(), rec->rid) +
+                       " appeared before another contig: the input is not sorted, which " + why +
+                       " needs; sort it with 'bcftools sort'");
+    }
+    if (prev_rid_ >= 0) finished_rids_.insert(prev_rid_);
+    prev_rid_ = rec->rid;
+  } else if (rec->pos < prev_pos_) {
+    throw InputError(record_where(rec) + ": comes after position " + with_commas(prev_pos_ + 1) +
+                     ": the input is not sorted, which " + why + " needs; sort it with 'bcftools sort'");
+  }
+  prev_pos_ = rec->pos;
+}
+
+bool ScoreRun::in_shard(const bcf1_t* rec) const {
+  if (!filter_units_) return true;
+  const char* name = bcf_hdr_id2name(source_->header(), rec->rid);
+  const auto sid = space_.find(name);
+  if (!sid) throw InputError(record_where(rec) + ": contig '" + name + "' is neither in the VCF header nor in the FASTA");
+  // The unit of a record is the interval holding its start: the last interval of its contig
+  // starting at or before it (the first one when it starts before them all).
+  const auto key = std::make_pair(*sid, static_cast<int64_t>(rec->pos));
+  auto it = std::upper_bound(units_.begin(), units_.end(), key, [](const auto& k, const UnitInterval& u) {
+    return k < std::make_pair(u.region.contig_id, u.region.beg);
+  });
+  if (it == units_.begin() || std::prev(it)->region.contig_id != *sid) {
+    if (it == units_.end() || it->region.contig_id != *sid) {
+      throw InputError(record_where(rec) + ": contig '" + name + "' has no shard unit");
+    }
+  } else {
+    --it;
+  }
+  return it->unit >= unit_first_ && it->unit < unit_last_;
+}
+
+std::optional<int> ScoreRun::fasta_contig(const bcf1_t* rec) const {
+  const std::string name = bcf_hdr_id2name(source_->header(), rec->rid);
+  if (const auto id = mapping_->find(name)) return id;
+  const std::string hint = mapping_->naming_hint(name);
+  if (!hint.empty()) throw InputError(record_where(rec) + ": contig '" + name + "' is not in " + o_.fasta + ": " + hint);
+  if (!o_.allow_partial_reference) {
+    throw InputError(record_where(rec) + ": contig '" + name + "' is not in " + o_.fasta +
+                     ": restrict the input with -r/-R, or add --allow-partial-reference when the FASTA holds only "
+                     "part of the assembly (such records are then flagged GM_OUTSIDE)");
+  }
+  return std::nullopt;
+}
+
+void ScoreRun::add(const bcf1_t* rec, std::optional<int> fasta_id) {
+  const int64_t ref_length = rec->n_allele > 0 ? static_cast<int64_t>(std::strlen(rec->d.allele[0])) : 1;
+  const int64_t end = rec->pos + std::max<int64_t>({1, rec->rlen, ref_length});
+  if (!group_.empty()) {
+    bool flush = rec->rid != group_rid_;
+    if (!o_.full_context) {
+      flush = flush || group_.size() >= kGroupRecords ||
+              std::max(group_max_, end) - std::min<int64_t>(group_min_, rec->pos) > kGroupSpan;
+    }
+    if (flush) flush_group();
+  }
+  if (group_.empty()) {
+    group_rid_ = rec->rid;
+    group_fasta_ = fasta_id;
+    group_min_ = rec->pos;
+    group_max_ = end;
+  }
+  group_min_ = std::min<int64_t>(group_min_, rec->pos);
+  group_max_ = std::max(group_max_, end);
+  PendingRecord p;
+  p.rec.reset(bcf_dup(const_cast<bcf1_t*>(rec)));
+  if (!p.rec) throw std::bad_alloc();
+  if (bcf_unpack(p.rec.get(), BCF_UN_STR) < 0) throw InputError(record_where(rec) + ": cannot decode the record");
+  group_.push_back(std::move(p));
+}
+
+void ScoreRun::flush_group() {
+  if (group_.empty()) return;
+  std::deque<StrandJob> jobs;
+  const bool fwd = o_.strand != ScoreStrands::Reverse, rev = o_.strand != ScoreStrands::Forward;
+  std::optional<ContigTokens> seq;
+  int64_t length = 0;
+  if (group_fasta_) {
+    length = fasta_->contigs()[static_cast<size_t>(*group_fasta_)].length;
+    if (group_min_ < length) {
+      if (o_.full_context) {
+        seq.emplace(*fasta_, *group_fasta_, 0, length);
+      } else {
+        const int64_t pad = std::max(o_.context, o_.window) + 2;
+        seq.emplace(*fasta_, *group_fasta_, group_min_ - pad, group_max_ + pad);
+      }
+    }
+  }
+  for (auto& p : group_) {
+    bcf1_t* rec = p.rec.get();
+    const int n_alt = std::max(0, static_cast<int>(rec->n_allele) - 1);
+    p.result.alleles.assign(static_cast<size_t>(n_alt), AlleleScores{kMissingScore, kMissingScore, kMissingScore});
+    p.jobs.assign(static_cast<size_t>(n_alt), {-1, -1});
+    summary_.alleles += n_alt;
+    for (int a = 1; a <= n_alt; ++a) {
+      if (!is_sequence_allele(rec->d.allele[a])) ++summary_.symbolic_alleles;
+    }
+    const std::string_view ref_text = rec->n_allele > 0 ? rec->d.allele[0] : "";
+    const auto m = static_cast<int64_t>(ref_text.size());
+    if (!group_fasta_ || rec->pos + std::max<int64_t>(1, m) > length) {
+      p.result.outside = true;
+      continue;
+    }
+    bool ref_ok = is_sequence_allele(ref_text);
+    std::vector<uint8_t> ref;
+    if (ref_ok) {
+      ref = allele_tokens(ref_text);
+      for (int64_t i = 0; i < m && ref_ok; ++i) ref_ok = ref[static_cast<size_t>(i)] == seq->forward(rec->pos + i);
+    }
+    if (!ref_ok) {
+      p.result.ref_mismatch = true;
+      continue;
+    }
+    for (int a = 1; a <= n_alt; ++a) {
+      if (!is_sequence_allele(rec->d.allele[a])) continue;
+      const std::vector<uint8_t> alt = allele_tokens(rec->d.allele[a]);
+      for (int s = 0; s < 2; ++s) {
+        if (!(s == 0 ? fwd : rev)) continue;
+        jobs.push_back(make_strand_job(s == 0 ? Strand::Forward : Strand::Reverse, rec->pos, ref, alt, length, geometry_));
+        p.jobs[static_cast<size_t>(a - 1)][static_cast<size_t>(s)] = static_cast<int64_t>(jobs.size()) - 1;
+      }
+    }
+  }
+  std::vector<StrandJob*> job_ptrs;
+  for (auto& j : jobs) job_ptrs.push_back(&j);
+  if (!job_ptrs.empty()) {
+    if (o_.full_context) {
+      const std::string contig = fasta_->contigs()[static_cast<size_t>(*group_fasta_)].name;
+      engine_->score_full(*seq, job_ptrs, [&](double f) {
+        report_progress("streaming " + contig + " " + std::to_string(static_cast<int>(100 * f)) + "%");
+      });
+    } else {
+      engine_->score_window(*seq, job_ptrs);
+    }
+  }
+  for (auto& p : group_) {
+    for (size_t a = 0; a < p.jobs.size(); ++a) {
+      const auto& idx = p.jobs[a];
+      const StrandJob* js[2] = {idx[0] >= 0 ? &jobs[static_cast<size_t>(idx[0])] : nullptr,
+                                idx[1] >= 0 ? &jobs[static_cast<size_t>(idx[1])] : nullptr};
+      auto value = [&](double StrandJob::*field) {
+        return mean_of_finite(js[0] ? js[0]->*field : kMissingScore, js[1] ? js[1]->*field : kMissingScore);
+      };
+      AlleleScores& s = p.result.alleles[a];
+      s.llr = value(&StrandJob::llr_value);
+      s.dll = value(&StrandJob::dll_value);
+      s.emb = value(&StrandJob::emb_value);
+      for (const StrandJob* j : js) {
+        if (j && j->edge) p.result.edge = true;
+      }
+      if (std::isfinite(s.llr) || std::isfinite(s.dll) || std::isfinite(s.emb)) ++summary_.scored_alleles;
+    }
+  }
+  write_group();
+}
+
+void ScoreRun::write_group() {
+  for (auto& p : group_) {
+    writer_->write(p.rec.get(), o_.scores, p.result);
+    if (tsv_) tsv_->write(source_->header(), p.rec.get(), p.result);
+    ++summary_.records;
+    summary_.outside += p.result.outside;
+    summary_.ref_mismatch += p.result.ref_mismatch;
+    summary_.edge += p.result.edge;
+  }
+  group_.clear();
+  report_progress("");
+}
+
+void ScoreRun::report_progress(const std::string& detail, bool force) {
+  if (!progress_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (!force && now - last_progress_ < std::chrono::seconds(2)) return;
+  last_progress_ = now;
+  const double rate = static_cast<double>(summary_.records) / std::max(1e-9, progress_->elapsed_seconds());
+  std::string text = Progress::format_rate(rate) + " variants/s";
+  if (!detail.empty()) text += " | " + detail;
+  progress_->update(summary_.records, text);
+}
+
+ScoreSummary ScoreRun::run() {
+  validate_options();
+  const auto t0 = std::chrono::steady_clock::now();
+  summary_.output = shard_output_path(o_.output, o_.shard);
+  const std::string model_sha = sha256_file(o_.weights);
+  const DoneMarker marker{command_without_shard(o_.command_line), model_sha};
+  if (o_.shard.sharded() && shard_already_done(summary_.output, marker)) {
+    summary_.skipped = true;
+    log_ << "score: shard " << o_.shard.to_string() << " is already done (" << summary_.output << "), skipped\n";
+    return summary_;
+  }
+
+  fasta_.emplace(o_.fasta);
+  source_.emplace(o_.vcf);
+  mapping_.emplace(fasta_->contigs(), o_.rename_contigs);
+  const std::vector<HeaderContig> header_contigs = vcf_header_contigs(source_->header());
+  check_vcf_contigs(header_contigs, *fasta_, *mapping_, o_.allow_partial_reference, o_.vcf);
+  space_ = vcf_space(header_contigs, *fasta_, *mapping_);
+
+  // Which records: regions, and the shard's part of them.
+  std::vector<Region> regions = parse_regions(o_.regions, space_);
+  if (!o_.regions_file.empty()) {
+    auto more = read_regions_file(o_.regions_file, space_);
+    regions.insert(regions.end(), more.begin(), more.end());
+  }
+  const bool user_regions = !regions.empty();
+  regions = normalize_regions(user_regions ? std::move(regions) : whole_contigs(space_));
+  int64_t total = -1;
+  if (o_.shard.sharded()) {
+    units_ = shard_units(regions, o_.full_context, o_.shard_block);
+    const int64_t n_units = units_.empty() ? 0 : units_.back().unit + 1;
+    const auto [first, last] = shard_range(o_.shard, static_cast<size_t>(n_units));
+    unit_first_ = static_cast<int64_t>(first);
+    unit_last_ = static_cast<int64_t>(last);
+    if (user_regions || source_->has_index()) {
+      std::vector<Region> intervals;
+      size_t i0 = units_.size(), i1 = 0;
+      for (size_t i = 0; i < units_.size(); ++i) {
+        intervals.push_back(units_[i].region);
+        if (units_[i].unit >= unit_first_ && units_[i].unit < unit_last_) {
+          i0 = std::min(i0, i);
+          i1 = i + 1;
+        }
+      }
+      source_->select(std::move(intervals), i0, std::max(i0, i1));
+    } else {
+      filter_units_ = true;  // no index: read everything, keep this shard's units
+    }
+  } else if (user_regions) {
+    const size_t n = regions.size();
+    source_->select(std::move(regions), 0, n);
+  } else {
+    total = source_->indexed_record_count();
+  }
+  require_sorted_ = o_.full_context || o_.shard.sharded();
+
+  // Model and engine.
+  ctx_ = Context::create(o_.device, o_.threads, o_.precision);
+  model_ = load_model(*ctx_, o_.weights);
+  EngineOptions eo;
+  eo.scores = o_.scores;
+  eo.layer = o_.layer >= 0 ? o_.layer : static_cast<int>(model_->config().n_layer);
+  eo.batch_rows = o_.batch_rows > 0 ? o_.batch_rows : default_batch_rows(o_.device);
+  eo.chunk = o_.chunk > 0 ? o_.chunk : default_stream_chunk(o_.device, o_.scores);
+  engine_.emplace(*ctx_, *model_, eo);
+  geometry_.llr = o_.scores.llr;
+  geometry_.dll = o_.scores.dll;
+  geometry_.emb = o_.scores.emb;
+  geometry_.context = o_.full_context ? 0 : o_.context;
+  geometry_.window = o_.window;
+
+  // Outputs.
+  ScoreProvenance prov;
+  prov.command_line = o_.command_line;
+  prov.model_sha256 = model_sha;
+  prov.reference = o_.fasta;
+  prov.settings = settings_text(o_, eo.layer, eo.chunk);
+  if (o_.shard.sharded()) prov.shard = o_.shard.to_string();
+  prepare_score_header(source_->mutable_header(), o_.scores, prov);
+  writer_.emplace(summary_.output, o_.output_type, o_.write_index, source_->mutable_header(), o_.threads);
+  if (!o_.tsv.empty()) tsv_.emplace(shard_output_path(o_.tsv, o_.shard), o_.scores);
+  if (o_.progress) progress_.emplace(log_, "score", total > 0 ? total : 0, "records");
+  last_progress_ = std::chrono::steady_clock::now();
+
+  while (const bcf1_t* rec = source_->next()) {
+    if (!in_shard(rec)) continue;
+    check_order(rec);
+    add(rec, fasta_contig(rec));
+  }
+  flush_group();
+  writer_->finish();
+  if (tsv_) tsv_->finish();
+  if (o_.shard.sharded()) write_done_marker(summary_.output, marker);
+  summary_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (progress_) {
+    report_progress("done", true);
+    progress_->finish();
+  }
+  log_ << "score: " << with_commas(summary_.records) << " records, " << with_commas(summary_.alleles)
+       << " ALT alleles (" << with_commas(summary_.scored_alleles) << " scored, " << with_commas(summary_.symbolic_alleles)
+       << " symbolic/unscorable); flagged: " << with_commas(summary_.ref_mismatch) << " GM_REFMISMATCH, "
+       << with_commas(summary_.outside) << " GM_OUTSIDE, " << with_commas(summary_.edge) << " GM_EDGE; "
+       << Progress::format_duration(summary_.seconds) << " ("
+       << Progress::format_rate(static_cast<double>(summary_.records) / std::max(1e-9, summary_.seconds))
+       << " variants/s) -> " << summary_.output << "\n";
+  return summary_;
+}
+
+}  // namespace
+
+std::string ScoreSelection::to_string() const {
+  std::string s;
+  auto add = [&](bool on, const char* name) {
+    if (!on) return;
+    if (!s.empty()) s += ',';
+    s += name;
+  };
+  add(llr, "llr");
+  add(dll, "dll");
+  add(emb, "emb");
+  return s;
+}
+
+ScoreSelection parse_score_selection(const std::string& text) {
+  ScoreSelection s;
+  std::string item;
+  std::istringstream in(text);
+  while (std::getline(in, item, ',')) {
+    if (item == "llr") s.llr = true;
+    else if (item == "dll") s.dll = true;
+    else if (item == "emb") s.emb = true;
+    else if (item == "all") s.llr = s.dll = s.emb = true;
+    else throw std::invalid_argument("--scores: unknown score '" + item + "' (llr, dll, emb)");
+  }
+  if (!s.any()) throw std::invalid_argument("--scores: give at least one of llr, dll, emb");
+  return s;
+}
+
+ScoreStrands parse_score_strands(const std::string& text) {
+  if (text == "forward" || text == "+") return ScoreStrands::Forward;
+  if (text == "reverse" || text == "-") return ScoreStrands::Reverse;
+  if (text == "both") return ScoreStrands::Both;
+  throw std::invalid_argument("--strand must be forward, reverse or both, not '" + text + "'");
+}
+
+const char* score_strands_name(ScoreStrands m) {
+  switch (m) {
+    case ScoreStrands::Forward: return "forward";
+    case ScoreStrands::Reverse: return "reverse";
+    default: return "both";
+  }
+}
+
+ScoreSummary run_score(const ScoreOptions& options, std::ostream& log) { return ScoreRun(options, log).run(); }
+
+}  // namespace gm
