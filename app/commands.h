@@ -10,5 +10,6 @@ int cmd_eval(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_embed(int argc, char** argv);
 int cmd_score(int argc, char** argv);
+int cmd_merge(int argc, char** argv);
 
 }  // namespace gm::app

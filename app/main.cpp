@@ -25,6 +25,7 @@ constexpr Subcommand kSubcommands[] = {
     {"info", "a checkpoint's config, parameter count and provenance", gm::app::cmd_info},
     {"embed", "embeddings of regions (BED, -r, contigs, windows) as HDF5/anndata; sharded", gm::app::cmd_embed},
     {"score", "variant-effect scores (LLR, window DLL, embedding distance) of a VCF/BCF as INFO fields", gm::app::cmd_score},
+    {"merge", "join the shard outputs of a sharded embed or score job, in order", gm::app::cmd_merge},
 };
 
 void print_usage(std::ostream& os) {
