@@ -10,6 +10,10 @@
 #include "mamba/batch.h"
 #include "mamba/ops.h"
 
+#ifdef GENOMAMBA_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
 namespace gm {
 
 namespace {
@@ -125,6 +129,55 @@ struct Segment {
   size_t lane = 0, pass = 0;
   int64_t pos0 = 0, col = 0, take = 0;
   bool starts = false, ends = false;
+};
+
+// One forward of the lanes: its tokens, what they are, and (once launched) its outputs.
+struct Step {
+  int64_t col0 = 0, n = 0;
+  std::vector<uint8_t> tokens, seq_start;
+  bool resets = false;
+  std::vector<Segment> segments;
+  ForwardOutput forward;             // keeps the captures alive until consumed
+  std::vector<const float*> values;  // per layer slot: [rows, n, d] on the host
+};
+
+// Host buffer for captures copied from a device, page-locked when CUDA is built in so
+// that the device-to-host copies run at full bus speed (plain memory if pinning fails).
+class HostStaging {
+ public:
+  explicit HostStaging(bool pin) : pin_(pin) {}
+  ~HostStaging() { unpin(); }
+  HostStaging(HostStaging&& o) noexcept : pin_(o.pin_), pinned_(o.pinned_), data_(std::move(o.data_)) { o.pinned_ = false; }
+  HostStaging(const HostStaging&) = delete;
+  HostStaging& operator=(const HostStaging&) = delete;
+  HostStaging& operator=(HostStaging&&) = delete;
+
+  float* get(size_t n) {
+    if (n > data_.size()) {
+      unpin();
+      data_.assign(n, 0.f);
+      pin();
+    }
+    return data_.data();
+  }
+
+ private:
+  void pin() {
+#ifdef GENOMAMBA_HAVE_CUDA
+    if (pin_ && !data_.empty()) {
+      pinned_ = cudaHostRegister(data_.data(), data_.size() * sizeof(float), cudaHostRegisterDefault) == cudaSuccess;
+      if (!pinned_) cudaGetLastError();  // clear the error: unpinned memory works, only slower
+    }
+#endif
+  }
+  void unpin() {
+#ifdef GENOMAMBA_HAVE_CUDA
+    if (pinned_) cudaHostUnregister(data_.data());
+#endif
+    pinned_ = false;
+  }
+  bool pin_ = false, pinned_ = false;
+  std::vector<float> data_;
 };
 
 }  // namespace
@@ -246,16 +299,20 @@ void RegionEmbedder::run_block(const std::vector<EmbedRegion>& regions, size_t f
   std::vector<PassPooler> poolers;
   if (!per_token)
     for (size_t i = 0; i < lanes.size() * slots; ++i) poolers.emplace_back(opt_.pool, d);
-  std::vector<uint8_t> tokens, seq_start;
-  std::vector<std::vector<float>> host(slots);
-  std::vector<Segment> segments;
+  // Two sets of host buffers, so that one step is pooled while the next one runs.
+  const bool on_host = ctx_.device().is_cpu();
+  std::vector<HostStaging> staging;
+  for (size_t i = 0; i < 2 * slots; ++i) staging.emplace_back(!on_host);
 
-  for (int64_t col0 = 0; col0 < longest; col0 += columns) {
-    const int64_t n = std::min(columns, longest - col0);
-    tokens.assign(static_cast<size_t>(rows * n), token::kPad);
-    seq_start.assign(static_cast<size_t>(rows * n), 0);
-    segments.clear();
-    bool resets = false;  // a pass starts after column 0 of the stream
+  // Host side of one step: the lanes' next `n` columns of tokens.
+  auto fill = [&](int64_t col0, Step& step) {
+    step.col0 = col0;
+    step.n = std::min(columns, longest - col0);
+    const int64_t n = step.n;
+    step.tokens.assign(static_cast<size_t>(rows * n), token::kPad);
+    step.seq_start.assign(static_cast<size_t>(rows * n), 0);
+    step.segments.clear();
+    step.resets = false;
     for (size_t l = 0; l < lanes.size(); ++l) {
       Lane& lane = lanes[l];
       int64_t col = 0;
@@ -264,48 +321,53 @@ void RegionEmbedder::run_block(const std::vector<EmbedRegion>& regions, size_t f
         const Pass& p = passes[pi];
         const int64_t take = std::min(p.length() - lane.pos, n - col);
         const size_t at = static_cast<size_t>(static_cast<int64_t>(l) * n + col);
-        Segment s{l, pi, lane.pos, col, take, lane.pos == 0, lane.pos + take == p.length()};
-        if (s.starts) {
-          seq_start[at] = 1;
-          resets = resets || col0 + col > 0;
+        Segment seg{l, pi, lane.pos, col, take, lane.pos == 0, lane.pos + take == p.length()};
+        if (seg.starts) {
+          step.seq_start[at] = 1;
+          step.resets = step.resets || col0 + col > 0;  // column 0 of the first step starts fresh anyway
         }
-        uint8_t* dst = tokens.data() + at;
+        uint8_t* dst = step.tokens.data() + at;
         source.pass_tokens(p, lane.pos, lane.pos + take, dst);
         if (p.counts_n) {
           for (int64_t t = std::max(lane.pos, p.lead); t < lane.pos + take; ++t)
             out.n_bases[p.region] += dst[t - lane.pos] == token::kN;
         }
-        segments.push_back(s);
+        step.segments.push_back(seg);
         lane.pos += take;
         col += take;
-        state.tokens_done += take;
         if (lane.pos == p.length()) {
           ++lane.cursor;
           lane.pos = 0;
         }
       }
     }
+  };
 
+  // Queues the step's forward (and, on a device, the copy of its captures to the host).
+  auto launch = [&](Step& step, size_t parity) {
     ForwardRequest req;
-    req.tokens = upload_u8(ctx_, tokens, {rows, n});
-    if (resets) req.seq_start = upload_u8(ctx_, seq_start, {rows, n});
+    req.tokens = upload_u8(ctx_, step.tokens, {rows, step.n});
+    if (step.resets) req.seq_start = upload_u8(ctx_, step.seq_start, {rows, step.n});
     req.state = streaming ? &stream : nullptr;
     req.want_logits = false;
     req.capture = opt_.layers;
-    ForwardOutput fwd = model_.forward(ctx_, req);
-    std::vector<const float*> values(slots);
-    for (size_t s = 0; s < slots; ++s) {
-      if (ctx_.device().is_cpu()) {
-        values[s] = fwd.captured[s].data<float>();
+    step.forward = model_.forward(ctx_, req);
+    step.values.assign(slots, nullptr);
+    for (size_t k = 0; k < slots; ++k) {
+      if (on_host) {
+        step.values[k] = step.forward.captured[k].data<float>();
       } else {
-        host[s].resize(static_cast<size_t>(rows * n * d));
-        Tensor dst = Tensor::wrap(host[s].data(), {rows, n, d}, DType::F32, Device::cpu());
-        ops::copy(ctx_, fwd.captured[s], dst);
-        values[s] = host[s].data();
+        float* host = staging[parity * slots + k].get(static_cast<size_t>(rows * step.n * d));
+        Tensor dst = Tensor::wrap(host, {rows, step.n, d}, DType::F32, Device::cpu());
+        ops::copy(ctx_, step.forward.captured[k], dst);
+        step.values[k] = host;
       }
     }
+  };
 
-    for (const Segment& s : segments) {
+  // Pools (or keeps) the outputs of a finished step.
+  auto consume = [&](const Step& step) {
+    for (const Segment& s : step.segments) {
       const Pass& p = passes[s.pass];
       const int64_t P = p.pooled();
       if (!per_token && s.starts)
@@ -314,7 +376,7 @@ void RegionEmbedder::run_block(const std::vector<EmbedRegion>& regions, size_t f
         const int64_t q = t - p.lead;
         const int64_t column = s.col + (t - s.pos0);
         for (size_t k = 0; k < slots; ++k) {
-          const float* x = values[k] + (static_cast<int64_t>(s.lane) * n + column) * d;
+          const float* x = step.values[k] + (static_cast<int64_t>(s.lane) * step.n + column) * d;
           if (per_token) {
             const int64_t row = out.offsets[p.region] + (p.aligned ? q : P - 1 - q);
             float* o = out.values[k].data() + row * d;
@@ -324,6 +386,7 @@ void RegionEmbedder::run_block(const std::vector<EmbedRegion>& regions, size_t f
           }
         }
       }
+      state.tokens_done += s.take;
       if (!s.ends) continue;
       if (!per_token)
         for (size_t k = 0; k < slots; ++k)
@@ -331,6 +394,24 @@ void RegionEmbedder::run_block(const std::vector<EmbedRegion>& regions, size_t f
       if (--passes_left[p.region] == 0) ++state.regions_done;
     }
     if (progress) progress(state);
+  };
+
+  // fill(next) and consume(current) on the host overlap the device's work on the
+  // current and next steps; on the CPU the same order simply runs in sequence.
+  Step steps[2];
+  size_t cur = 0;
+  fill(0, steps[cur]);
+  launch(steps[cur], cur);
+  for (;;) {
+    const int64_t next_col = steps[cur].col0 + steps[cur].n;
+    const bool more = next_col < longest;
+    if (more) fill(next_col, steps[1 - cur]);
+    ctx_.synchronize();
+    if (more) launch(steps[1 - cur], 1 - cur);
+    consume(steps[cur]);
+    steps[cur].forward = ForwardOutput();
+    if (!more) break;
+    cur = 1 - cur;
   }
   sink(out);
 }

@@ -1,0 +1,175 @@
+// Embedding throughput, end to end (FASTA -> tokens -> model -> pooling -> finished HDF5,
+// one strand, pooled mean of the last layer) against the model alone (forwards of the
+// same [rows, columns] shapes with the same seq_start resets and stream state, on
+// pre-made tokens, nothing downloaded), for regions of 1 kb, 10 kb and 1 Mb tiled over
+// chr20 of the bundled genome, and the time all of hg38 (3.1 Gbp) would take at the
+// end-to-end rate. A random-init model of the given config (d256 x 8 by default).
+//
+// Usage: bench_embed [--device cpu|cuda[:N]] [--precision bf16|fp32] [--threads N]
+//                    [--tokens T] [--batch-size B] [--chunk C] [--config MODEL.ini]
+//                    [--fasta REF.fa] [--sizes 1000,10000,1000000] [--reps R]
+// Run from the repository root (default paths are relative to it). --tokens is the
+// token budget of each case (default 1,048,576: 1,048 x 1 kb, 104 x 10 kb, 1 x 1 Mb); each
+// rate is the best of R repetitions (default 1).
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "mamba/batch.h"
+#include "mamba/checkpoint.h"
+#include "mamba/model.h"
+#include "pipelines/embed.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct Args {
+  std::string device = "cpu", precision = "bf16", config = "configs/d256x8.ini";
+  std::string fasta = "data/setA/grch38.chr20_and_21_10M.fa.gz";
+  int threads = 0, reps = 1;
+  int64_t tokens = 1 << 20, batch_size = 0, chunk = 65536;
+  std::vector<int64_t> sizes = {1000, 10000, 1000000};
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--device") a.device = v;
+    else if (k == "--precision") a.precision = v;
+    else if (k == "--config") a.config = v;
+    else if (k == "--fasta") a.fasta = v;
+    else if (k == "--threads") a.threads = std::atoi(v.c_str());
+    else if (k == "--reps") a.reps = std::max(1, std::atoi(v.c_str()));
+    else if (k == "--tokens") a.tokens = std::atoll(v.c_str());
+    else if (k == "--batch-size") a.batch_size = std::atoll(v.c_str());
+    else if (k == "--chunk") a.chunk = std::atoll(v.c_str());
+    else if (k == "--sizes") {
+      a.sizes.clear();
+      std::stringstream in(v);
+      std::string item;
+      while (std::getline(in, item, ',')) a.sizes.push_back(std::atoll(item.c_str()));
+    } else {
+      std::fprintf(stderr, "bench_embed: unknown option %s\n", k.c_str());
+      std::exit(1);
+    }
+  }
+  return a;
+}
+
+// The engine's layout for `count` regions of `size` tokens: `rows` lanes of equal load,
+// `columns` per forward, a reset where each region starts. Returns tokens/s of the
+// forwards alone (after one untimed warm-up forward).
+double model_only_rate(gm::Context& ctx, gm::MambaModel& model, int64_t size, int64_t count, int64_t rows,
+                       int64_t chunk) {
+  rows = std::min(rows, count);
+  const int64_t per_lane = (count + rows - 1) / rows * size;
+  const int64_t columns = std::min(chunk, per_lane);
+  const int64_t steps = (per_lane + columns - 1) / columns;
+  std::mt19937 rng(1);
+  std::vector<uint8_t> tokens(static_cast<size_t>(rows * columns)), seq(tokens.size());
+  for (auto& t : tokens) t = static_cast<uint8_t>(7 + rng() % 4);
+  const gm::Tensor tok = gm::upload_u8(ctx, tokens, {rows, columns});
+  gm::StreamState state = model.new_stream_state(ctx, rows);
+  auto forward = [&](int64_t step) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < columns; ++c) seq[static_cast<size_t>(r * columns + c)] = (step * columns + c) % size == 0;
+    gm::ForwardRequest req;
+    req.tokens = tok;
+    req.seq_start = gm::upload_u8(ctx, seq, {rows, columns});
+    req.state = steps > 1 ? &state : nullptr;
+    req.want_logits = false;
+    req.capture = {static_cast<int>(model.config().n_layer)};
+    model.forward(ctx, req);
+  };
+  forward(0);
+  ctx.synchronize();
+  const auto t0 = Clock::now();
+  for (int64_t s = 0; s < steps; ++s) forward(s);
+  ctx.synchronize();
+  return static_cast<double>(rows * columns * steps) / seconds_since(t0);
+}
+
+gm::EmbedJob job_for(const Args& a, const std::string& model_path, const std::string& out, int64_t size,
+                     int64_t count) {
+  gm::EmbedJob j;
+  j.fasta = a.fasta;
+  j.model = model_path;
+  j.output = out;
+  // chr20 from 1 Mb on: past the telomeric N, the same bases for every size.
+  j.regions.regions = {"chr20:1000001-" + std::to_string(1000000 + size * count)};
+  j.regions.window = size;
+  j.chunk = a.chunk;
+  j.batch_size = a.batch_size;
+  j.device = gm::Device::parse(a.device);
+  j.threads = a.threads;
+  j.precision = gm::parse_precision(a.precision);
+  j.command_line = "bench_embed";
+  return j;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args a = parse(argc, argv);
+  const gm::Device device = gm::Device::parse(a.device);
+  const fs::path tmp = fs::temp_directory_path() / ("bench_embed." + std::to_string(::getpid()));
+  fs::create_directories(tmp);
+  const std::string model_path = (tmp / "model.safetensors").string();
+  gm::ModelConfig cfg = gm::ModelConfig::from_ini(a.config);
+  {
+    gm::CpuContext cpu(a.threads);
+    gm::MambaModel m(cpu, cfg);
+    m.init_weights(cpu, 0);
+    gm::save_weights(cpu, m, model_path);
+  }
+  auto ctx = gm::Context::create(device, a.threads, gm::parse_precision(a.precision));
+  auto model = gm::load_model(*ctx, model_path);
+  const int64_t rows = a.batch_size > 0 ? a.batch_size : (device.is_cuda() ? 16 : 1);
+  std::ostringstream quiet;
+  const auto none = [](const char*) -> const char* { return nullptr; };
+
+  // Fixed cost of one run (context, model load, hashes, file): one 1 kb region.
+  const auto tf = Clock::now();
+  gm::run_embed(job_for(a, model_path, (tmp / "warm.h5ad").string(), 1000, 1), none, {}, quiet);
+  const double fixed = seconds_since(tf);
+
+  std::printf("model %s, device %s, precision %s, threads %d, rows %lld, chunk %lld, best of %d\n",
+              cfg.summary().c_str(), device.str().c_str(), a.precision.c_str(),
+              a.threads, (long long)rows, (long long)a.chunk, a.reps);
+  std::printf("fixed cost of a run (1 region of 1 kb, end to end): %.2f s\n\n", fixed);
+  std::printf("| regions | count | tokens | end-to-end tokens/s | model-only tokens/s | end-to-end / model | hg38 (3.1 Gbp) at end-to-end rate |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  for (int64_t size : a.sizes) {
+    const int64_t count = std::max<int64_t>(1, a.tokens / size);
+    double model_rate = 0, e2e = 0;
+    int64_t tokens = 0;
+    for (int r = 0; r < a.reps; ++r) {
+      model_rate = std::max(model_rate, model_only_rate(*ctx, *model, size, count, rows, a.chunk));
+      const auto t0 = Clock::now();
+      const gm::EmbedSummary s =
+          gm::run_embed(job_for(a, model_path, (tmp / "emb.h5ad").string(), size, count), none, {}, quiet);
+      e2e = std::max(e2e, static_cast<double>(s.model_tokens) / seconds_since(t0));
+      tokens = s.model_tokens;
+    }
+    const double hg38_h = 3.1e9 / e2e / 3600.0;
+    std::printf("| %lld bp | %lld | %lld | %.0f | %.0f | %.2f | %.1f h |\n", (long long)size, (long long)count,
+                (long long)tokens, e2e, model_rate, e2e / model_rate, hg38_h);
+    std::fflush(stdout);
+  }
+  fs::remove_all(tmp);
+  return 0;
+}
