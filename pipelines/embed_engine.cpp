@@ -291,7 +291,9 @@ void RegionEmbedder::run_block(const std::vector<EmbedRegion>& regions, size_t f
   const int64_t rows = static_cast<int64_t>(lanes.size());
   int64_t longest = 0;
   for (const Lane& l : lanes) longest = std::max(longest, l.load);
-  const int64_t columns = std::min(opt_.chunk, longest);
+  // rows x chunk tokens per forward: with fewer lanes than rows (a few long regions, e.g.
+  // whole chromosomes) each lane takes longer steps, which keeps a GPU busy.
+  const int64_t columns = std::min(opt_.chunk * (opt_.rows / rows), longest);
   const bool streaming = longest > columns;
   StreamState stream;
   if (streaming) stream = model_.new_stream_state(ctx_, rows);

@@ -13,7 +13,10 @@
 //   leaks context between regions and needs no padding except at a lane's end.
 // - The lanes advance together `chunk` columns at a time: one forward of [rows, chunk]
 //   tokens, the stream state carried between steps, so a region of any length (a whole
-//   chromosome) runs in memory that does not grow with its length.
+//   chromosome) runs in memory that does not grow with its length. A block with fewer
+//   passes than rows uses fewer, longer lanes: still about rows x chunk tokens a forward.
+// - On a device, the host fills the next step and pools the previous one while the
+//   device computes (double-buffered steps).
 // - Blocks are handed to the sink in region order.
 #pragma once
 
@@ -34,7 +37,7 @@ struct EngineOptions {
   Pool pool = Pool::Mean;
   StrandMode strand = StrandMode::Fwd;
   int64_t flank = 0;
-  int64_t chunk = 65536;  // tokens per row per forward
+  int64_t chunk = 65536;  // tokens per row per forward (rows x chunk tokens a forward)
   int64_t rows = 1;       // rows (lanes) per forward
   int64_t block_regions = 65536;
   int64_t block_tokens = int64_t{64} << 20;             // model tokens per block

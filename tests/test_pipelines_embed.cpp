@@ -199,9 +199,14 @@ TEST_F(EmbedEngine, StreamingALongRegionInChunksEqualsOnePass) {
   const Collected streamed = embed(fasta, regions, o);
   o.chunk = 1 << 20;
   const Collected single = embed(fasta, regions, o);
+  o.rows = 4;  // one pass, four rows: one lane of 4 x 512 columns per step
+  o.chunk = 512;
+  const Collected one_lane = embed(fasta, regions, o);
   const auto reference = expected_tokens(fasta, regions[0], StrandMode::Fwd, 0, 2);
   EXPECT_LT(max_rel_diff(streamed.values[0], single.values[0]), 1e-5);
   EXPECT_LT(max_rel_diff(streamed.values[0], reference), 1e-4);
+  EXPECT_LT(max_rel_diff(one_lane.values[0], single.values[0]), 1e-5);
+  o.rows = 1;
 
   o.pool = Pool::Mean;
   o.chunk = 2048;
