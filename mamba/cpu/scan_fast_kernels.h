@@ -36,7 +36,9 @@ struct ChunkSteps {
 // h := h_t step by step through the chunk (h: 16 floats, in/out).
 // kY: y[tl] (=, or += when !first_group) the sum over the group's lanes of C_t h_t.
 // kStore: hs[tl] = h_t and as[tl] = exp(dt_t A) (0 at a reset), for the backward.
-template <class V, bool kY, bool kStore>
+// kNormalExp: every dt_t A lies in [kExpNormalLo, kExpNormalHi], so vec::exp_normal
+// gives exp's bits (the caller checked; forward 6.4 -> 4.4 ns per step, AVX-512).
+template <class V, bool kY, bool kStore, bool kNormalExp>
 GM_VEC_INLINE void forward_group(const ChunkSteps& s, const float* A, const float* Bt, const float* Ct, int64_t ld,
                                  float* h_io, float* y, bool first_group, float* hs, float* as, float* prods) {
   constexpr int L = vec::lanes<V>, G = kGroupLanes / L;
@@ -56,7 +58,7 @@ GM_VEC_INLINE void forward_group(const ChunkSteps& s, const float* A, const floa
       }
     } else {
       for (int g = 0; g < G; ++g) {
-        decay[g] = vec::exp(dt * a_row[g]);
+        decay[g] = kNormalExp ? vec::exp_normal(dt * a_row[g]) : vec::exp(dt * a_row[g]);
         h[g] = decay[g] * h[g] + dtu * vec::load<V>(b_t + L * g);
       }
     }

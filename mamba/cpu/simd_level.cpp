@@ -9,7 +9,7 @@ namespace gm::cpu {
 SimdLevel best_simd_level() {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (__builtin_cpu_supports("avx512f")) return SimdLevel::kAvx512;
-  if (__builtin_cpu_supports("avx2")) return SimdLevel::kAvx2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SimdLevel::kAvx2;
 #endif
   return SimdLevel::kBaseline;
 }
@@ -19,7 +19,7 @@ const char* simd_level_name(SimdLevel level) {
     case SimdLevel::kAvx512:
       return "AVX-512F";
     case SimdLevel::kAvx2:
-      return "AVX2";
+      return "AVX2+FMA";
     case SimdLevel::kBaseline:
       break;
   }

@@ -4,10 +4,11 @@
 //
 // Conventions
 // - Every function is lane-wise and uses only IEEE add/sub/mul/div/compare/select and
-//   integer bit operations, never FMA, so a lane's result is the same bits whatever its
-//   position or the vector width: V4 on baseline x86-64, V8 with AVX2 and V16 with
-//   AVX-512 give the same bits (each width is GCC's native one on its target; wider
-//   vectors than the target has are lowered badly, 4x slower, measured).
+//   integer bit operations, so a lane's result is the same bits whatever its position
+//   or the vector width (V4 on baseline x86-64, V8 with AVX2, V16 with AVX-512: each
+//   GCC's native width on its target; wider vectors than the target has are lowered
+//   badly, 4x slower, measured) as long as the including file contracts multiply-adds
+//   on all of its FMA targets or on none (see simd_level.h).
 // - hsum16 adds 16 lanes, held in 16 / lanes vectors, in one fixed tree whatever the
 //   width: lanes i and i + 8 first, then i and i + 4, then i and i + 2, then 0 and 1.
 // - Accuracy against the exact (double) functions, checked by tests/test_mamba_ops_vec_math.cpp:
@@ -138,23 +139,38 @@ GM_VEC_INLINE Wide<V> load_wide(const float* p) {
   std::memcpy(&h, p, sizeof h);
   return __builtin_convertvector(h, Wide<V>);
 }
+// The low and high halves of a float vector, and back, as register shuffles (through
+// memory, where two half stores cannot forward to one wide load, the conv1d forward took
+// 1.9 instead of 0.9 ns per element).
+GM_VEC_INLINE void split(V4 v, F2& lo, F2& hi) {
+  lo = __builtin_shufflevector(v, v, 0, 1);
+  hi = __builtin_shufflevector(v, v, 2, 3);
+}
+GM_VEC_INLINE void split(V8 v, V4& lo, V4& hi) {
+  lo = __builtin_shufflevector(v, v, 0, 1, 2, 3);
+  hi = __builtin_shufflevector(v, v, 4, 5, 6, 7);
+}
+GM_VEC_INLINE void split(V16 v, V8& lo, V8& hi) {
+  lo = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+  hi = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+GM_VEC_INLINE V4 join(F2 lo, F2 hi) { return __builtin_shufflevector(lo, hi, 0, 1, 2, 3); }
+GM_VEC_INLINE V8 join(V4 lo, V4 hi) { return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7); }
+GM_VEC_INLINE V16 join(V8 lo, V8 hi) {
+  return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
 // The float vector made of two double halves, each rounded to float (low lanes first).
 template <class V>
 GM_VEC_INLINE V narrow(Wide<V> lo, Wide<V> hi) {
   using H = typename HalfOf<V>::half;
-  const H l = __builtin_convertvector(lo, H), h = __builtin_convertvector(hi, H);
-  V v;
-  std::memcpy(&v, &l, sizeof l);
-  std::memcpy(reinterpret_cast<char*>(&v) + sizeof l, &h, sizeof h);
-  return v;
+  return join(__builtin_convertvector(lo, H), __builtin_convertvector(hi, H));
 }
 // The low and high halves of v, widened to double.
 template <class V>
 GM_VEC_INLINE void widen(V v, Wide<V>& lo, Wide<V>& hi) {
-  using H = typename HalfOf<V>::half;
-  H l, h;
-  std::memcpy(&l, &v, sizeof l);
-  std::memcpy(&h, reinterpret_cast<const char*>(&v) + sizeof l, sizeof h);
+  typename HalfOf<V>::half l, h;
+  split(v, l, h);
   lo = __builtin_convertvector(l, Wide<V>);
   hi = __builtin_convertvector(h, Wide<V>);
 }
@@ -173,23 +189,19 @@ GM_VEC_INLINE float hsum16(const V8* v) {
 }
 GM_VEC_INLINE float hsum16(const V16* v) {
   V8 halves[2];
-  std::memcpy(halves, v, sizeof halves);
+  split(v[0], halves[0], halves[1]);
   return hsum16(halves);
 }
 
-// exp(x): x = k ln2 + r with |r| <= ln2/2 (Cody-Waite split of ln2, exact products for
-// |k| <= 150), exp(r) = 1 + r + r^2 q(r) with q a degree-4 fit (relative error 4e-9 on
-// the interval, far below float rounding), then 2^k applied as two exact power-of-two
-// factors so that subnormal results are rounded only once.
+// exp(x) = 2^k p: x = k ln2 + r with |r| <= ln2/2 (Cody-Waite split of ln2, exact
+// products for |k| <= 150), p = exp(r) = 1 + r + r^2 q(r) with q a degree-4 fit (relative
+// error 4e-9 on the interval, far below float rounding), p in [0.7, 1.42].
 template <class V>
-GM_VEC_INLINE V exp(V x) {
+GM_VEC_INLINE void exp_parts(V x, V& p, Int<V>& k) {
   using I = Int<V>;
-  // Clamp (NaN stays NaN: both comparisons are false) to where the result is 0 / inf anyway.
-  x = x < splat<V>(-104.0f) ? splat<V>(-104.0f) : x;
-  x = x > splat<V>(88.8f) ? splat<V>(88.8f) : x;
   const V round_magic = splat<V>(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
   const V kf_biased = x * splat<V>(1.44269502f) + round_magic;
-  const I k = __builtin_bit_cast(I, kf_biased) - __builtin_bit_cast(I, round_magic);
+  k = __builtin_bit_cast(I, kf_biased) - __builtin_bit_cast(I, round_magic);
   const V kf = kf_biased - round_magic;
   const float ln2_hi = 0.693145751953125f;  // 15 significant bits: kf * ln2_hi is exact
   const float ln2_lo = 0x1.7f7d1cp-20f;     // ln2 - ln2_hi
@@ -199,11 +211,36 @@ GM_VEC_INLINE V exp(V x) {
   q = q * r + splat<V>(0x1.5559d0p-5f);
   q = q * r + splat<V>(0x1.555490p-3f);
   q = q * r + splat<V>(0x1.fffffap-2f);
-  const V p = splat<V>(1.0f) + (r + (r * r) * q);
+  p = splat<V>(1.0f) + (r + (r * r) * q);
+}
+
+// exp(x) for every x: 2^k applied as two exact power-of-two factors, so that subnormal
+// results are rounded only once.
+template <class V>
+GM_VEC_INLINE V exp(V x) {
+  using I = Int<V>;
+  // Clamp (NaN stays NaN: both comparisons are false) to where the result is 0 / inf anyway.
+  x = x < splat<V>(-104.0f) ? splat<V>(-104.0f) : x;
+  x = x > splat<V>(88.8f) ? splat<V>(88.8f) : x;
+  V p;
+  I k;
+  exp_parts(x, p, k);
   const I k_half = k >> 1;
   const V scale1 = __builtin_bit_cast(V, (k_half + 127) << 23);
   const V scale2 = __builtin_bit_cast(V, (k - k_half + 127) << 23);
   return (p * scale1) * scale2;
+}
+
+// The range where 2^k p is a normal float whatever p: there exp_normal(x) == exp(x),
+// bit for bit (both scalings are exact), without exp's clamps and split scaling.
+constexpr float kExpNormalLo = -86.0f, kExpNormalHi = 88.0f;
+template <class V>
+GM_VEC_INLINE V exp_normal(V x) {
+  using I = Int<V>;
+  V p;
+  I k;
+  exp_parts(x, p, k);
+  return __builtin_bit_cast(V, __builtin_bit_cast(I, p) + (k << 23));
 }
 
 // log(1 + e) for 0 <= e <= 1 (or NaN): u = 1 + e = 2^j (1 + f) with 1 + f in
@@ -235,19 +272,37 @@ GM_VEC_INLINE V log1p_unit(V e) {
 
 constexpr float kSoftplusThreshold = 20.0f;  // as gm::cpu::softplus (scalar_math.h)
 
-// softplus(x) = x above the threshold, else max(x, 0) + log1p(exp(-|x|)).
+// softplus(x) = x above the threshold, else max(x, 0) + log1p(e) with e = exp(-|x|).
+template <class V>
+GM_VEC_INLINE V softplus_from(V x, V e) {
+  const V zero = splat<V>(0.0f);
+  const V positive_part = x > zero ? x : zero;
+  return x > splat<V>(kSoftplusThreshold) ? x : positive_part + log1p_unit(e);
+}
+template <class V>
+GM_VEC_INLINE V exp_neg_abs(V x) {
+  return exp(x < splat<V>(0.0f) ? x : -x);
+}
+
 template <class V>
 GM_VEC_INLINE V softplus(V x) {
-  const V zero = splat<V>(0.0f);
-  const V abs_x = x < zero ? -x : x;
-  const V positive_part = x > zero ? x : zero;
-  const V y = positive_part + log1p_unit(exp(-abs_x));
-  return x > splat<V>(kSoftplusThreshold) ? x : y;
+  return softplus_from(x, exp_neg_abs(x));
 }
 
 template <class V>
 GM_VEC_INLINE V sigmoid(V x) {
   return splat<V>(1.0f) / (splat<V>(1.0f) + exp(-x));
+}
+
+// softplus(x) (the same bits as softplus) and softplus'(x) = sigmoid(x) from one exp:
+// with e = exp(-|x|), sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) below; 1 above
+// the threshold.
+template <class V>
+GM_VEC_INLINE void softplus_and_grad(V x, V& value, V& grad) {
+  const V e = exp_neg_abs(x), one = splat<V>(1.0f);
+  value = softplus_from(x, e);
+  const V r = one / (one + e);
+  grad = x > splat<V>(kSoftplusThreshold) ? one : (x >= splat<V>(0.0f) ? r : e * r);
 }
 
 template <class V>
@@ -260,6 +315,14 @@ template <class V>
 GM_VEC_INLINE V silu_grad(V x) {
   const V s = sigmoid(x), one = splat<V>(1.0f);
   return s * (one + x * (one - s));
+}
+
+// silu(x) and silu'(x), the same bits as the two functions, from one sigmoid.
+template <class V>
+GM_VEC_INLINE void silu_and_grad(V x, V& value, V& grad) {
+  const V s = sigmoid(x), one = splat<V>(1.0f);
+  value = x * s;
+  grad = s * (one + x * (one - s));
 }
 
 // softplus'(x) = sigmoid(x), 1 above the threshold.
