@@ -11,12 +11,13 @@
 //   on all of its FMA targets or on none (see simd_level.h).
 // - hsum16 adds 16 lanes, held in 16 / lanes vectors, in one fixed tree whatever the
 //   width: lanes i and i + 8 first, then i and i + 4, then i and i + 2, then 0 and 1.
-// - Accuracy against the exact (double) functions, checked by tests/test_mamba_ops_vec_math.cpp:
-//   exp <= 1 ulp; softplus <= 2 ulp; sigmoid, silu, silu_grad within a few ulp of the
-//   scalar formulas of scalar_math.h evaluated in float.
+// - Accuracy (tests/test_mamba_ops_vec_math.cpp), with and without FMA contraction:
+//   exp <= 1 ulp and softplus <= 2 ulp of the exact (double) functions; sigmoid, silu,
+//   silu_grad and softplus_grad at most one ulp worse than the scalar float formulas of
+//   scalar_math.h, whose own rounding (1 + exp(-x), 1 - s) dominates.
 // - NaN in gives NaN out; +-inf and under/overflow behave like std::exp (exp(-inf) = 0,
 //   exp(+inf) = inf, subnormal results rounded once).
-// - Functions are always_inline so that each target clone gets its own vector code.
+// - Functions are always_inline so that each SIMD level's kernels get their own vector code.
 #pragma once
 
 #include <cstdint>
