@@ -16,7 +16,7 @@ int64_t default_batch_rows(const Device& device) { return device.is_cuda() ? 64 
 int64_t default_stream_chunk(const Device& device, const ScoreSelection& scores) {
   // Branch rows start at the grid point before what they need, so a fine grid keeps the
   // rows short; LLR alone only reads the stream, so long chunks keep the device busy.
-  if (scores.branches()) return 2048;
+  if (scores.branches()) return device.is_cuda() ? 2048 : 512;
   return device.is_cuda() ? int64_t{1} << 20 : 32768;
 }
 
