@@ -4,6 +4,7 @@
 #include <htslib/hts.h>
 #include <htslib/vcf.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -114,10 +115,10 @@ void prepare_score_header(bcf_hdr_t* h, const ScoreSelection& scores, const Scor
 
 struct ScoreVcfWriter::Impl {
   std::optional<AtomicOutput> out, index;
-  std::string index_path;  // must outlive bcf_idx_save
+  int index_min_shift = 0;  // 0 = .tbi, 14 = .csi
+  int threads = 1;
   htsFile* fp = nullptr;
   bcf_hdr_t* hdr = nullptr;
-  bool indexed = false;
   std::vector<float> values;
   ~Impl() {
     if (fp) hts_close(fp);
@@ -146,12 +147,10 @@ ScoreVcfWriter::ScoreVcfWriter(const std::string& path, char type, const std::st
   impl_->hdr = header;
   if (bcf_hdr_write(impl_->fp, header) != 0) throw std::runtime_error("cannot write the header of '" + path + "'");
   if (!index_format.empty()) {
+    // Built from the finished file: htslib 1.16's on-the-fly index is wrong with threaded BGZF.
     impl_->index.emplace(path + "." + index_format);
-    impl_->index_path = impl_->index->temp_path();
-    if (bcf_idx_init(impl_->fp, header, index_format == "tbi" ? 0 : 14, impl_->index_path.c_str()) != 0) {
-      throw std::runtime_error("cannot start the index of '" + path + "'");
-    }
-    impl_->indexed = true;
+    impl_->index_min_shift = index_format == "tbi" ? 0 : 14;
+    impl_->threads = std::max(1, threads);
   }
 }
 
@@ -201,12 +200,18 @@ void ScoreVcfWriter::write_unchanged(bcf1_t* rec) {
 }
 
 void ScoreVcfWriter::finish() {
-  if (impl_->indexed && bcf_idx_save(impl_->fp) != 0) {
-    throw std::runtime_error("cannot save the index (is the output sorted?)");
-  }
   const int rc = hts_close(impl_->fp);
   impl_->fp = nullptr;
   if (rc != 0) throw std::runtime_error("cannot finish writing the output");
+  if (impl_->index) {
+    const std::string& data = impl_->out->temp_path();
+    const int ret = bcf_index_build3(data.c_str(), impl_->index->temp_path().c_str(), impl_->index_min_shift,
+                                     impl_->threads);
+    if (ret != 0) {
+      throw std::runtime_error("cannot index '" + impl_->out->final_path() + "' (error " + std::to_string(ret) +
+                               "; the records must be sorted to be indexed)");
+    }
+  }
   if (impl_->out) impl_->out->commit();
   if (impl_->index) impl_->index->commit();
 }
