@@ -14,6 +14,9 @@
 // its start, so a record's scores do not depend on the split), window mode by blocks of
 // shard_block bases. Each shard writes <output>.shard-IIIII-of-NNNNN.<ext> and a done
 // marker; a rerun skips a shard whose marker matches; merge_vcf_shards joins them.
+// "Independent of the split" is exact for the full-context stream (LLR: bitwise, the
+// chunk grid depends only on the contig); REF/ALT rows batched with other records can
+// differ in the last float bits (row lengths and batch layout change the kernels' blocking).
 // Full context and sharded runs need the records sorted (contigs contiguous, positions
 // non-decreasing): unsorted input is an error that says to run bcftools sort.
 #pragma once
