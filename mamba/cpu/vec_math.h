@@ -1,6 +1,6 @@
 // Float vectors of 4, 8 and 16 lanes (GCC vector extensions) and the few accurate
-// elementwise functions the fast CPU kernels need: exp, softplus, sigmoid, silu,
-// silu_grad, softplus_grad.
+// elementwise functions the fast CPU kernels need: exp, softplus (with its derivative),
+// sigmoid, silu, silu_grad.
 //
 // Conventions
 // - Every function is lane-wise and uses only IEEE add/sub/mul/div/compare/select and
@@ -13,7 +13,7 @@
 //   width: lanes i and i + 8 first, then i and i + 4, then i and i + 2, then 0 and 1.
 // - Accuracy (tests/test_mamba_ops_vec_math.cpp), with and without FMA contraction:
 //   exp <= 1 ulp and softplus <= 2 ulp of the exact (double) functions; sigmoid, silu,
-//   silu_grad and softplus_grad at most one ulp worse than the scalar float formulas of
+//   silu_grad and softplus' at most one ulp worse than the scalar float formulas of
 //   scalar_math.h, whose own rounding (1 + exp(-x), 1 - s) dominates.
 // - NaN in gives NaN out; +-inf and under/overflow behave like std::exp (exp(-inf) = 0,
 //   exp(+inf) = inf, subnormal results rounded once).
@@ -324,12 +324,6 @@ GM_VEC_INLINE void silu_and_grad(V x, V& value, V& grad) {
   const V s = sigmoid(x), one = splat<V>(1.0f);
   value = x * s;
   grad = s * (one + x * (one - s));
-}
-
-// softplus'(x) = sigmoid(x), 1 above the threshold.
-template <class V>
-GM_VEC_INLINE V softplus_grad(V x) {
-  return x > splat<V>(kSoftplusThreshold) ? splat<V>(1.0f) : sigmoid(x);
 }
 
 }  // namespace gm::cpu::vec
