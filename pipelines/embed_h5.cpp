@@ -136,13 +136,29 @@ QuietErrors::~QuietErrors() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
 
 std::string describe(hid_t object) { return name_of(object); }
 
+namespace {
+
+// Cluster file systems (NFS, Lustre) often refuse the file locks HDF5 takes by default;
+// locking then is skipped instead of failing the job.
+Handle file_access() {
+  Handle fapl(check_id(H5Pcreate(H5P_FILE_ACCESS), "cannot create a property list"));
+#if H5_VERSION_GE(1, 10, 7)
+  check_ok(H5Pset_file_locking(fapl, true, true), "cannot set file locking");
+#endif
+  return fapl;
+}
+
+}  // namespace
+
 Handle create_file(const std::string& path) {
-  return Handle(check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "cannot create '" + path + "'"));
+  Handle fapl = file_access();
+  return Handle(check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), "cannot create '" + path + "'"));
 }
 
 Handle open_file(const std::string& path) {
   if (H5Fis_hdf5(path.c_str()) <= 0) fail("'" + path + "' is missing or not an HDF5 file");
-  return Handle(check_id(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "cannot open '" + path + "'"));
+  Handle fapl = file_access();
+  return Handle(check_id(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), "cannot open '" + path + "'"));
 }
 
 Handle create_group(hid_t parent, const std::string& name) {
