@@ -201,6 +201,74 @@ TEST_P(FastScan, ThreadCountAndCheckpointsChangeNoBit) {
 INSTANTIATE_TEST_SUITE_P(Cases, FastScan, ::testing::ValuesIn(kFastCases),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// A 1,048,576-step row: the forward cut anywhere and continued from h_last equals one
+// pass, the checkpoints hold one state per kScanChunk steps, and the backward gives the
+// same bits from them as when it recomputes them. One thread: with two channels there is
+// one channel block, and a second thread would only wait at the 2048 span barriers.
+TEST(FastScanLong, MillionStepRow) {
+  const int64_t B = 1, D = 2, N = 4, L = int64_t{1} << 20;
+  uint64_t state = 12345;
+  auto uniform = [&](float lo, float hi) {  // xorshift: fast enough for 14 M values
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+    return lo + (hi - lo) * static_cast<float>(state >> 40) / static_cast<float>(1 << 24);
+  };
+  auto fill = [&](size_t n, float lo, float hi) {
+    std::vector<float> v(n);
+    for (float& x : v) x = uniform(lo, hi);
+    return v;
+  };
+  const std::vector<float> u = fill(B * D * L, -1, 1), delta = fill(B * D * L, -3, 0.5), z = fill(B * D * L, -2, 2),
+                           A = fill(D * N, -2, -0.2f), Bm = fill(B * N * L, -1, 1), Cm = fill(B * N * L, -1, 1),
+                           dout = fill(B * D * L, -1, 1);
+  std::vector<uint8_t> starts(B * L, 0);
+  for (int64_t t = 0; t < L; t += 100003) starts[t] = 1;
+  ScanRefInputs<float> in;
+  in.u = dense_rows3<const float>(u.data(), D, L);
+  in.delta = dense_rows3<const float>(delta.data(), D, L);
+  in.A = A.data();
+  in.B = dense_rows3<const float>(Bm.data(), N, L);
+  in.C = dense_rows3<const float>(Cm.data(), N, L);
+  in.z = dense_rows3<const float>(z.data(), D, L);
+  in.seq_start = dense_rows2<const uint8_t>(starts.data(), L);
+  const ScanDims dims{B, D, L, N};
+  ASSERT_EQ(scan_checkpoint_numel(dims), B * D * (L / kScanChunk) * N);
+
+  std::vector<float> out(B * D * L), h_last(B * D * N), checkpoints(scan_checkpoint_numel(dims));
+  selective_scan_forward_fast(dims, in, dense_rows3<float>(out.data(), D, L), h_last.data(), checkpoints.data(), 1);
+
+  // The same row in two calls, cut off the chunk grid; views keep the row stride.
+  const int64_t cut = L / 2 + 77;
+  std::vector<float> split_out(B * D * L), h_mid(B * D * N), h_end(B * D * N);
+  for (int part = 0; part < 2; ++part) {
+    const int64_t t0 = part ? cut : 0, len = part ? L - cut : cut;
+    ScanRefInputs<float> p = in;
+    p.u.data += t0, p.delta.data += t0, p.z.data += t0, p.B.data += t0, p.C.data += t0, p.seq_start.data += t0;
+    p.h0 = part ? h_mid.data() : nullptr;
+    Rows3<float> o = dense_rows3<float>(split_out.data(), D, L);
+    o.data += t0;
+    selective_scan_forward_fast({B, D, len, N}, p, o, part ? h_end.data() : h_mid.data(), nullptr, 1);
+  }
+  EXPECT_EQ(split_out, out);
+  EXPECT_EQ(h_end, h_last);
+
+  auto backward = [&](const float* ckpt) {
+    std::vector<float> du(B * D * L), ddelta(B * D * L), dz(B * D * L), dA(D * N), dB(B * N * L), dC(B * N * L);
+    ScanRefGrads<float> g;
+    g.du = dense_rows3<float>(du.data(), D, L);
+    g.ddelta = dense_rows3<float>(ddelta.data(), D, L);
+    g.dz = dense_rows3<float>(dz.data(), D, L);
+    g.dA = dA.data();
+    g.dB = dense_rows3<float>(dB.data(), N, L);
+    g.dC = dense_rows3<float>(dC.data(), N, L);
+    selective_scan_backward_fast(dims, in, ckpt, dense_rows3<const float>(dout.data(), D, L), g, 1);
+    return std::vector<std::vector<float>>{du, ddelta, dz, dA, dB, dC};
+  };
+  const auto from_checkpoints = backward(checkpoints.data());
+  EXPECT_EQ(from_checkpoints, backward(nullptr));
+  for (const auto& grad : from_checkpoints)
+    for (float v : grad) ASSERT_TRUE(std::isfinite(v));
+}
+
 TEST(FastScanLevels, ALevelBeyondAnyIsRefused) {
   const FastScanData d(kFastCases[2]);
   const SimdLevel beyond_any = static_cast<SimdLevel>(static_cast<int>(SimdLevel::kAvx512) + 1);
