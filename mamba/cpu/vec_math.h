@@ -23,7 +23,9 @@
 #include <cstdint>
 #include <cstring>
 
-// Vectors never cross a non-inlined call, so the AVX argument-passing ABI note does not apply.
+// Vectors never cross a non-inlined call, so the AVX return-value ABI warning does not
+// apply; parameters are const references, for the same reason (GCC's note about vector
+// arguments ignores the pragma).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
 
@@ -98,7 +100,7 @@ GM_VEC_INLINE V load(const float* p) {
   return v;
 }
 template <class V>
-GM_VEC_INLINE void store(float* p, V v) {
+GM_VEC_INLINE void store(float* p, const V& v) {
   std::memcpy(p, &v, sizeof v);
 }
 // min(n, lanes) lanes from p (n > 0), the others 0.
@@ -110,7 +112,7 @@ GM_VEC_INLINE V load_n(const float* p, int64_t n) {
   return load<V>(tmp);
 }
 template <class V>
-GM_VEC_INLINE void store_n(float* p, V v, int64_t n) {
+GM_VEC_INLINE void store_n(float* p, const V& v, int64_t n) {
   if (n >= lanes<V>) return store(p, v);
   float tmp[lanes<V>];
   store(tmp, v);
@@ -130,7 +132,7 @@ GM_VEC_INLINE D load_double(const double* p) {
   return v;
 }
 template <class D>
-GM_VEC_INLINE void store_double(double* p, D v) {
+GM_VEC_INLINE void store_double(double* p, const D& v) {
   std::memcpy(p, &v, sizeof v);
 }
 // lanes<V> / 2 floats from p, widened to double.
@@ -143,33 +145,33 @@ GM_VEC_INLINE Wide<V> load_wide(const float* p) {
 // The low and high halves of a float vector, and back, as register shuffles (through
 // memory, where two half stores cannot forward to one wide load, the conv1d forward took
 // 1.9 instead of 0.9 ns per element).
-GM_VEC_INLINE void split(V4 v, F2& lo, F2& hi) {
+GM_VEC_INLINE void split(const V4& v, F2& lo, F2& hi) {
   lo = __builtin_shufflevector(v, v, 0, 1);
   hi = __builtin_shufflevector(v, v, 2, 3);
 }
-GM_VEC_INLINE void split(V8 v, V4& lo, V4& hi) {
+GM_VEC_INLINE void split(const V8& v, V4& lo, V4& hi) {
   lo = __builtin_shufflevector(v, v, 0, 1, 2, 3);
   hi = __builtin_shufflevector(v, v, 4, 5, 6, 7);
 }
-GM_VEC_INLINE void split(V16 v, V8& lo, V8& hi) {
+GM_VEC_INLINE void split(const V16& v, V8& lo, V8& hi) {
   lo = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
   hi = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
 }
-GM_VEC_INLINE V4 join(F2 lo, F2 hi) { return __builtin_shufflevector(lo, hi, 0, 1, 2, 3); }
-GM_VEC_INLINE V8 join(V4 lo, V4 hi) { return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7); }
-GM_VEC_INLINE V16 join(V8 lo, V8 hi) {
+GM_VEC_INLINE V4 join(const F2& lo, const F2& hi) { return __builtin_shufflevector(lo, hi, 0, 1, 2, 3); }
+GM_VEC_INLINE V8 join(const V4& lo, const V4& hi) { return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7); }
+GM_VEC_INLINE V16 join(const V8& lo, const V8& hi) {
   return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
 // The float vector made of two double halves, each rounded to float (low lanes first).
 template <class V>
-GM_VEC_INLINE V narrow(Wide<V> lo, Wide<V> hi) {
+GM_VEC_INLINE V narrow(const Wide<V>& lo, const Wide<V>& hi) {
   using H = typename HalfOf<V>::half;
   return join(__builtin_convertvector(lo, H), __builtin_convertvector(hi, H));
 }
 // The low and high halves of v, widened to double.
 template <class V>
-GM_VEC_INLINE void widen(V v, Wide<V>& lo, Wide<V>& hi) {
+GM_VEC_INLINE void widen(const V& v, Wide<V>& lo, Wide<V>& hi) {
   typename HalfOf<V>::half l, h;
   split(v, l, h);
   lo = __builtin_convertvector(l, Wide<V>);
@@ -198,7 +200,7 @@ GM_VEC_INLINE float hsum16(const V16* v) {
 // products for |k| <= 150), p = exp(r) = 1 + r + r^2 q(r) with q a degree-4 fit (relative
 // error 4e-9 on the interval, far below float rounding), p in [0.7, 1.42].
 template <class V>
-GM_VEC_INLINE void exp_parts(V x, V& p, Int<V>& k) {
+GM_VEC_INLINE void exp_parts(const V& x, V& p, Int<V>& k) {
   using I = Int<V>;
   const V round_magic = splat<V>(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
   const V kf_biased = x * splat<V>(1.44269502f) + round_magic;
@@ -218,10 +220,10 @@ GM_VEC_INLINE void exp_parts(V x, V& p, Int<V>& k) {
 // exp(x) for every x: 2^k applied as two exact power-of-two factors, so that subnormal
 // results are rounded only once.
 template <class V>
-GM_VEC_INLINE V exp(V x) {
+GM_VEC_INLINE V exp(const V& x_in) {
   using I = Int<V>;
   // Clamp (NaN stays NaN: both comparisons are false) to where the result is 0 / inf anyway.
-  x = x < splat<V>(-104.0f) ? splat<V>(-104.0f) : x;
+  V x = x_in < splat<V>(-104.0f) ? splat<V>(-104.0f) : x_in;
   x = x > splat<V>(88.8f) ? splat<V>(88.8f) : x;
   V p;
   I k;
@@ -236,7 +238,7 @@ GM_VEC_INLINE V exp(V x) {
 // bit for bit (both scalings are exact), without exp's clamps and split scaling.
 constexpr float kExpNormalLo = -86.0f, kExpNormalHi = 88.0f;
 template <class V>
-GM_VEC_INLINE V exp_normal(V x) {
+GM_VEC_INLINE V exp_normal(const V& x) {
   using I = Int<V>;
   V p;
   I k;
@@ -249,7 +251,7 @@ GM_VEC_INLINE V exp_normal(V x) {
 // and R the atanh series 2z/3 + 2z^2/5 + 2z^3/7 + 2z^4/9 (truncation below 1e-9 for
 // |s| < 0.172), plus (e - (u - 1)) / u for the rounding of u.
 template <class V>
-GM_VEC_INLINE V log1p_unit(V e) {
+GM_VEC_INLINE V log1p_unit(const V& e) {
   using I = Int<V>;
   const V one = splat<V>(1.0f);
   const V u = one + e;
@@ -275,23 +277,23 @@ constexpr float kSoftplusThreshold = 20.0f;  // as gm::cpu::softplus (scalar_mat
 
 // softplus(x) = x above the threshold, else max(x, 0) + log1p(e) with e = exp(-|x|).
 template <class V>
-GM_VEC_INLINE V softplus_from(V x, V e) {
+GM_VEC_INLINE V softplus_from(const V& x, const V& e) {
   const V zero = splat<V>(0.0f);
   const V positive_part = x > zero ? x : zero;
   return x > splat<V>(kSoftplusThreshold) ? x : positive_part + log1p_unit(e);
 }
 template <class V>
-GM_VEC_INLINE V exp_neg_abs(V x) {
+GM_VEC_INLINE V exp_neg_abs(const V& x) {
   return exp(x < splat<V>(0.0f) ? x : -x);
 }
 
 template <class V>
-GM_VEC_INLINE V softplus(V x) {
+GM_VEC_INLINE V softplus(const V& x) {
   return softplus_from(x, exp_neg_abs(x));
 }
 
 template <class V>
-GM_VEC_INLINE V sigmoid(V x) {
+GM_VEC_INLINE V sigmoid(const V& x) {
   return splat<V>(1.0f) / (splat<V>(1.0f) + exp(-x));
 }
 
@@ -299,7 +301,7 @@ GM_VEC_INLINE V sigmoid(V x) {
 // with e = exp(-|x|), sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) below; 1 above
 // the threshold.
 template <class V>
-GM_VEC_INLINE void softplus_and_grad(V x, V& value, V& grad) {
+GM_VEC_INLINE void softplus_and_grad(const V& x, V& value, V& grad) {
   const V e = exp_neg_abs(x), one = splat<V>(1.0f);
   value = softplus_from(x, e);
   const V r = one / (one + e);
@@ -307,20 +309,20 @@ GM_VEC_INLINE void softplus_and_grad(V x, V& value, V& grad) {
 }
 
 template <class V>
-GM_VEC_INLINE V silu(V x) {
+GM_VEC_INLINE V silu(const V& x) {
   return x * sigmoid(x);
 }
 
 // d silu(x) / dx = s (1 + x (1 - s)), as the scalar silu_grad.
 template <class V>
-GM_VEC_INLINE V silu_grad(V x) {
+GM_VEC_INLINE V silu_grad(const V& x) {
   const V s = sigmoid(x), one = splat<V>(1.0f);
   return s * (one + x * (one - s));
 }
 
 // silu(x) and silu'(x), the same bits as the two functions, from one sigmoid.
 template <class V>
-GM_VEC_INLINE void silu_and_grad(V x, V& value, V& grad) {
+GM_VEC_INLINE void silu_and_grad(const V& x, V& value, V& grad) {
   const V s = sigmoid(x), one = splat<V>(1.0f);
   value = x * s;
   grad = s * (one + x * (one - s));
