@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "genomics/errors.h"
 #include "genomics/fasta.h"
@@ -70,6 +71,12 @@ class ScoreRun {
 
  private:
   void validate_options() const;
+  void open_inputs();
+  // Restricts the source to the regions and the shard; returns the record count when known.
+  int64_t select_records();
+  int load_model();  // returns the EMB capture point
+  void open_outputs(const std::string& model_sha, int layer);
+  void log_summary();
   std::string record_where(const bcf1_t* rec) const;
   void check_order(const bcf1_t* rec);
   bool in_shard(const bcf1_t* rec) const;
@@ -94,6 +101,7 @@ class ScoreRun {
   std::optional<ScoreTsvWriter> tsv_;
   std::optional<Progress> progress_;
   JobGeometry geometry_;
+  int64_t chunk_ = 0;
 
   // sequential reading of a shard: keep records whose unit is in [unit_first_, unit_last_)
   bool filter_units_ = false;
@@ -316,6 +324,95 @@ void ScoreRun::report_progress(const std::string& detail, bool force) {
   progress_->update(summary_.records, text);
 }
 
+void ScoreRun::open_inputs() {
+  fasta_.emplace(o_.fasta);
+  source_.emplace(o_.vcf);
+  mapping_.emplace(fasta_->contigs(), o_.rename_contigs);
+  const std::vector<HeaderContig> header_contigs = vcf_header_contigs(source_->header());
+  check_vcf_contigs(header_contigs, *fasta_, *mapping_, o_.allow_partial_reference, o_.vcf);
+  space_ = vcf_space(header_contigs, *fasta_, *mapping_);
+}
+
+int64_t ScoreRun::select_records() {
+  std::vector<Region> regions = parse_regions(o_.regions, space_);
+  if (!o_.regions_file.empty()) {
+    auto more = read_regions_file(o_.regions_file, space_);
+    regions.insert(regions.end(), more.begin(), more.end());
+  }
+  const bool user_regions = !regions.empty();
+  regions = normalize_regions(user_regions ? std::move(regions) : whole_contigs(space_));
+  require_sorted_ = o_.full_context || o_.shard.sharded();
+  if (!o_.shard.sharded()) {
+    if (!user_regions) return source_->indexed_record_count();  // the whole file, in order
+    const size_t n = regions.size();
+    source_->select(std::move(regions), 0, n);
+    return -1;
+  }
+  units_ = shard_units(regions, o_.full_context, o_.shard_block);
+  const int64_t n_units = units_.empty() ? 0 : units_.back().unit + 1;
+  const auto [first, last] = shard_range(o_.shard, static_cast<size_t>(n_units));
+  unit_first_ = static_cast<int64_t>(first);
+  unit_last_ = static_cast<int64_t>(last);
+  if (!user_regions && !source_->has_index()) {
+    filter_units_ = true;  // no index: read everything, keep this shard's units
+    return -1;
+  }
+  // The whole list goes to the source so that a record spanning two units is returned
+  // only with the first, even when that one belongs to another shard.
+  std::vector<Region> intervals;
+  size_t i0 = units_.size(), i1 = 0;
+  for (size_t i = 0; i < units_.size(); ++i) {
+    intervals.push_back(units_[i].region);
+    if (units_[i].unit >= unit_first_ && units_[i].unit < unit_last_) {
+      i0 = std::min(i0, i);
+      i1 = i + 1;
+    }
+  }
+  source_->select(std::move(intervals), i0, std::max(i0, i1));
+  return -1;
+}
+
+int ScoreRun::load_model() {
+  ctx_ = Context::create(o_.device, o_.threads, o_.precision);
+  model_ = gm::load_model(*ctx_, o_.weights);
+  EngineOptions eo;
+  eo.scores = o_.scores;
+  eo.layer = o_.layer >= 0 ? o_.layer : static_cast<int>(model_->config().n_layer);
+  eo.batch_rows = o_.batch_rows > 0 ? o_.batch_rows : default_batch_rows(o_.device);
+  eo.chunk = o_.chunk > 0 ? o_.chunk : default_stream_chunk(o_.device, o_.scores);
+  engine_.emplace(*ctx_, *model_, eo);
+  chunk_ = eo.chunk;
+  geometry_.llr = o_.scores.llr;
+  geometry_.dll = o_.scores.dll;
+  geometry_.emb = o_.scores.emb;
+  geometry_.context = o_.full_context ? 0 : o_.context;
+  geometry_.window = o_.window;
+  return eo.layer;
+}
+
+void ScoreRun::open_outputs(const std::string& model_sha, int layer) {
+  ScoreProvenance prov;
+  prov.command_line = o_.command_line;
+  prov.model_sha256 = model_sha;
+  prov.reference = o_.fasta;
+  prov.settings = settings_text(o_, layer, chunk_);
+  if (o_.shard.sharded()) prov.shard = o_.shard.to_string();
+  prepare_score_header(source_->mutable_header(), o_.scores, prov);
+  const int io_threads = o_.threads > 0 ? o_.threads : static_cast<int>(std::thread::hardware_concurrency());
+  writer_.emplace(summary_.output, o_.output_type, o_.write_index, source_->mutable_header(), io_threads);
+  if (!o_.tsv.empty()) tsv_.emplace(shard_output_path(o_.tsv, o_.shard), o_.scores);
+}
+
+void ScoreRun::log_summary() {
+  log_ << "score: " << with_commas(summary_.records) << " records, " << with_commas(summary_.alleles)
+       << " ALT alleles (" << with_commas(summary_.scored_alleles) << " scored, " << with_commas(summary_.symbolic_alleles)
+       << " symbolic/unscorable); flagged: " << with_commas(summary_.ref_mismatch) << " GM_REFMISMATCH, "
+       << with_commas(summary_.outside) << " GM_OUTSIDE, " << with_commas(summary_.edge) << " GM_EDGE; "
+       << Progress::format_duration(summary_.seconds) << " ("
+       << Progress::format_rate(static_cast<double>(summary_.records) / std::max(1e-9, summary_.seconds))
+       << " variants/s) -> " << summary_.output << "\n";
+}
+
 ScoreSummary ScoreRun::run() {
   validate_options();
   const auto t0 = std::chrono::steady_clock::now();
@@ -327,76 +424,10 @@ ScoreSummary ScoreRun::run() {
     log_ << "score: shard " << o_.shard.to_string() << " is already done (" << summary_.output << "), skipped\n";
     return summary_;
   }
-
-  fasta_.emplace(o_.fasta);
-  source_.emplace(o_.vcf);
-  mapping_.emplace(fasta_->contigs(), o_.rename_contigs);
-  const std::vector<HeaderContig> header_contigs = vcf_header_contigs(source_->header());
-  check_vcf_contigs(header_contigs, *fasta_, *mapping_, o_.allow_partial_reference, o_.vcf);
-  space_ = vcf_space(header_contigs, *fasta_, *mapping_);
-
-  // Which records: regions, and the shard's part of them.
-  std::vector<Region> regions = parse_regions(o_.regions, space_);
-  if (!o_.regions_file.empty()) {
-    auto more = read_regions_file(o_.regions_file, space_);
-    regions.insert(regions.end(), more.begin(), more.end());
-  }
-  const bool user_regions = !regions.empty();
-  regions = normalize_regions(user_regions ? std::move(regions) : whole_contigs(space_));
-  int64_t total = -1;
-  if (o_.shard.sharded()) {
-    units_ = shard_units(regions, o_.full_context, o_.shard_block);
-    const int64_t n_units = units_.empty() ? 0 : units_.back().unit + 1;
-    const auto [first, last] = shard_range(o_.shard, static_cast<size_t>(n_units));
-    unit_first_ = static_cast<int64_t>(first);
-    unit_last_ = static_cast<int64_t>(last);
-    if (user_regions || source_->has_index()) {
-      std::vector<Region> intervals;
-      size_t i0 = units_.size(), i1 = 0;
-      for (size_t i = 0; i < units_.size(); ++i) {
-        intervals.push_back(units_[i].region);
-        if (units_[i].unit >= unit_first_ && units_[i].unit < unit_last_) {
-          i0 = std::min(i0, i);
-          i1 = i + 1;
-        }
-      }
-      source_->select(std::move(intervals), i0, std::max(i0, i1));
-    } else {
-      filter_units_ = true;  // no index: read everything, keep this shard's units
-    }
-  } else if (user_regions) {
-    const size_t n = regions.size();
-    source_->select(std::move(regions), 0, n);
-  } else {
-    total = source_->indexed_record_count();
-  }
-  require_sorted_ = o_.full_context || o_.shard.sharded();
-
-  // Model and engine.
-  ctx_ = Context::create(o_.device, o_.threads, o_.precision);
-  model_ = load_model(*ctx_, o_.weights);
-  EngineOptions eo;
-  eo.scores = o_.scores;
-  eo.layer = o_.layer >= 0 ? o_.layer : static_cast<int>(model_->config().n_layer);
-  eo.batch_rows = o_.batch_rows > 0 ? o_.batch_rows : default_batch_rows(o_.device);
-  eo.chunk = o_.chunk > 0 ? o_.chunk : default_stream_chunk(o_.device, o_.scores);
-  engine_.emplace(*ctx_, *model_, eo);
-  geometry_.llr = o_.scores.llr;
-  geometry_.dll = o_.scores.dll;
-  geometry_.emb = o_.scores.emb;
-  geometry_.context = o_.full_context ? 0 : o_.context;
-  geometry_.window = o_.window;
-
-  // Outputs.
-  ScoreProvenance prov;
-  prov.command_line = o_.command_line;
-  prov.model_sha256 = model_sha;
-  prov.reference = o_.fasta;
-  prov.settings = settings_text(o_, eo.layer, eo.chunk);
-  if (o_.shard.sharded()) prov.shard = o_.shard.to_string();
-  prepare_score_header(source_->mutable_header(), o_.scores, prov);
-  writer_.emplace(summary_.output, o_.output_type, o_.write_index, source_->mutable_header(), o_.threads);
-  if (!o_.tsv.empty()) tsv_.emplace(shard_output_path(o_.tsv, o_.shard), o_.scores);
+  open_inputs();
+  const int64_t total = select_records();
+  const int layer = load_model();
+  open_outputs(model_sha, layer);
   if (o_.progress) progress_.emplace(log_, "score", total > 0 ? total : 0, "records");
   last_progress_ = std::chrono::steady_clock::now();
 
@@ -414,13 +445,7 @@ ScoreSummary ScoreRun::run() {
     report_progress("done", true);
     progress_->finish();
   }
-  log_ << "score: " << with_commas(summary_.records) << " records, " << with_commas(summary_.alleles)
-       << " ALT alleles (" << with_commas(summary_.scored_alleles) << " scored, " << with_commas(summary_.symbolic_alleles)
-       << " symbolic/unscorable); flagged: " << with_commas(summary_.ref_mismatch) << " GM_REFMISMATCH, "
-       << with_commas(summary_.outside) << " GM_OUTSIDE, " << with_commas(summary_.edge) << " GM_EDGE; "
-       << Progress::format_duration(summary_.seconds) << " ("
-       << Progress::format_rate(static_cast<double>(summary_.records) / std::max(1e-9, summary_.seconds))
-       << " variants/s) -> " << summary_.output << "\n";
+  log_summary();
   return summary_;
 }
 
