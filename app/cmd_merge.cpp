@@ -1,4 +1,5 @@
 // genomamba merge: joins the shard outputs of a sharded embed or score job.
+#include <fstream>
 #include <iostream>
 
 #include "app/cli.h"
@@ -11,6 +12,15 @@ namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// HDF5 files start with the 8-byte signature \x89HDF\r\n\x1a\n (whatever their name:
+// .h5, .h5ad, .hdf5); anything else is taken as VCF/BCF.
+bool is_hdf5(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char sig[8] = {};
+  in.read(sig, sizeof sig);
+  return in.gcount() == 8 && std::string(sig, 8) == std::string("\x89HDF\r\n\x1a\n", 8);
 }
 
 }  // namespace
@@ -33,7 +43,7 @@ int cmd_merge(int argc, char** argv) {
   if (!parse_command_line(spec, opts, pos, argc, argv, vm)) return 0;
   if (output.empty()) throw UsageError("-o OUT is required");
   if (inputs.empty()) throw UsageError("no shard files given");
-  if (ends_with(inputs.front(), ".h5") || ends_with(inputs.front(), ".hdf5")) {
+  if (is_hdf5(inputs.front())) {
     merge_embedding_shards(inputs, output);
     return 0;
   }
