@@ -269,6 +269,31 @@ TEST(FastScanLong, MillionStepRow) {
     for (float v : grad) ASSERT_TRUE(std::isfinite(v));
 }
 
+// A NaN in A or in delta reaches the same outputs as in the reference, and only those
+// (the fast exp is only taken where the range of dt * A is known to be finite).
+TEST(FastScanNaN, PropagatesLikeTheReference) {
+  for (int where = 0; where < 2; ++where) {
+    FastScanData d(kFastCases[1]);
+    if (where == 0)
+      d.A[3 * d.cfg.N + 5] = NAN;  // channel 3
+    else
+      d.delta[(0 * d.cfg.D + 7) * d.cfg.L + 300] = NAN;  // channel 7 from step 300 on
+    ScanResults ref = run<float>(d, Impl::kReference, SimdLevel::kBaseline, 1);
+    ScanResults fast = run<float>(d, Impl::kFast);
+    const auto r = ref.all(), f = fast.all();
+    for (size_t i = 0; i < r.size(); ++i) {
+      size_t nans = 0;
+      for (size_t k = 0; k < r[i]->size(); ++k) {
+        EXPECT_EQ(std::isnan((*f[i])[k]), std::isnan((*r[i])[k])) << kNames[i] << " #" << k << " case " << where;
+        nans += std::isnan((*r[i])[k]) ? 1 : 0;
+      }
+      if (i == 0) {
+        EXPECT_GT(nans, 0u);  // the output did see the NaN
+      }
+    }
+  }
+}
+
 TEST(FastScanLevels, ALevelBeyondAnyIsRefused) {
   const FastScanData d(kFastCases[2]);
   const SimdLevel beyond_any = static_cast<SimdLevel>(static_cast<int>(SimdLevel::kAvx512) + 1);

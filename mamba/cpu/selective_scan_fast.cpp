@@ -64,8 +64,12 @@ struct Plan {
       std::copy_n(inputs.A + c * d.state, d.state, A.begin() + c * ld);
       for (int64_t n = 0; n < d.state; ++n) {
         const float a = inputs.A[c * d.state + n];
-        if (!(a >= A_lo[c])) A_lo[c] = a;  // a NaN sticks
-        if (!(a <= A_hi[c])) A_hi[c] = a;
+        if (std::isnan(a)) {  // unknown range: the chunks of this channel take the general exp
+          A_lo[c] = A_hi[c] = NAN;
+          break;
+        }
+        A_lo[c] = std::min(A_lo[c], a);
+        A_hi[c] = std::max(A_hi[c], a);
       }
     }
   }
