@@ -3,21 +3,24 @@
 // reference it is tested against), computed with float vectors over the state (16
 // lanes at a time, the N = 16 of Mamba in one group).
 //
-// Differences from selective_scan_forward_ref<float> (all within float rounding):
+// Differences from selective_scan_forward_ref<float> (all within float rounding; the
+// norm-wise distance is about 2e-7, tests/test_mamba_ops_scan_fast.cpp):
 // - exp, softplus, sigmoid are vec_math.h's (<= 2 ulp) instead of libm's;
+// - multiply-adds are contracted into FMA on the AVX2+FMA and AVX-512 levels;
 // - sums over the state (y, and in the backward du, ddelta) and over channels (dB, dC)
 //   are taken in float in a fixed order (a fixed tree over lanes, then ascending lane
 //   groups; ascending blocks of kScanChannelBlock channels) instead of in double;
-//   dA, dDskip and ddelta_bias are still accumulated in double.
+//   dA (through float sums of 16 steps), dDskip and ddelta_bias in double.
 // Nothing depends on the thread count: rows are independent, and channel sums combine
 // fixed channel blocks in a fixed order.
 //
 // Checkpoints: the state before every chunk of kScanChunk steps, f32 [B, D, chunks, N]
 // with chunks = ceil(L / kScanChunk) (scan_checkpoint_numel). The forward writes them
 // when given a buffer; the backward reads them when given, else recomputes them (one
-// more forward pass over the states, without the output). Besides them the backward
-// holds D * N doubles, two [ceil(D / kScanChannelBlock), kScanSpan, N] float partial
-// sums and per thread O(kScanSpan * N) floats: bounded in L.
+// more forward pass over the states, without the output, into a buffer of that size).
+// Besides them the backward holds D * (ld + 32) doubles (ld = N rounded up to 16), two
+// [ceil(D / kScanChannelBlock), kScanSpan, ld] float partial sums and per thread
+// O(kScanSpan * ld) floats: bounded in L.
 #pragma once
 
 #include "mamba/cpu/selective_scan_ref.h"
