@@ -64,7 +64,8 @@ int cmd_score(int argc, char** argv) {
        "EMB: residual-stream capture point 0..n_layer (-1 = n_layer, the input of the final norm)")
       ("device", po::value(&device)->default_value(device), "cpu | cuda | cuda:N")
       ("precision", po::value(&precision)->default_value(precision), "CUDA activations: bf16 | fp32")
-      ("batch-size,b", po::value(&o.batch_rows)->default_value(0), "rows per forward pass (0: cpu 8, cuda 64)")
+      ("batch-size,b", po::value(&o.batch_rows)->default_value(0),
+       "rows per forward pass (0: cpu 8, cuda 64, fewer when rows are long)")
       ("chunk", po::value(&o.chunk)->default_value(0),
        "--context full: streaming chunk (0: by device and scores; fixed per run)")
       ("shard", po::value(&shard_text)->value_name("i/N"),

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -379,6 +380,8 @@ int ScoreRun::load_model() {
   eo.scores = o_.scores;
   eo.layer = o_.layer >= 0 ? o_.layer : static_cast<int>(model_->config().n_layer);
   eo.batch_rows = o_.batch_rows > 0 ? o_.batch_rows : default_batch_rows(o_.device);
+  // An explicit --batch-size is taken as asked; by default long rows mean fewer rows per pass.
+  eo.max_tokens = o_.batch_rows > 0 ? std::numeric_limits<int64_t>::max() / 4 : default_max_tokens(o_.device);
   eo.chunk = o_.chunk > 0 ? o_.chunk : default_stream_chunk(o_.device, o_.scores);
   engine_.emplace(*ctx_, *model_, eo);
   chunk_ = eo.chunk;

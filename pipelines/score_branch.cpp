@@ -78,8 +78,12 @@ void BranchRunner::add(StrandJob* job, const ContigTokens& seq, BranchStart star
   t.ref_row = build(job->ref);
   t.alt_row = build(job->alt);
   t.start = std::move(start);
+  const auto longest = static_cast<int64_t>(std::max(t.ref_row.size(), t.alt_row.size()));
+  // Run what is queued first when this job would make the pass too large.
+  const int64_t rows = 2 * static_cast<int64_t>(tasks_.size() + 1);
+  if (!tasks_.empty() && (rows > config_.max_rows || rows * std::max(longest_, longest) > config_.max_tokens)) flush();
+  longest_ = std::max(longest_, longest);
   tasks_.push_back(std::move(t));
-  if (static_cast<int64_t>(tasks_.size()) * 2 + 2 > config_.max_rows) flush();
 }
 
 void BranchRunner::load_states(const StreamState& batch) {
@@ -200,6 +204,7 @@ void BranchRunner::flush() {
   rows_run_ += rows;
   tokens_run_ += rows * length;
   tasks_.clear();
+  longest_ = 0;
 }
 
 }  // namespace gm

@@ -33,6 +33,7 @@ struct BranchConfig {
   bool llr = false;         // also GM_LLR from the rows (window mode)
   int layer = 0;            // capture point for GM_EMB
   int64_t max_rows = 16;    // rows per forward pass (2 per job)
+  int64_t max_tokens = int64_t{1} << 20;  // rows x padded length per pass (memory bound)
 };
 
 // How many bases before the allele a job's rows must include: 1 for the prediction of the
@@ -64,6 +65,7 @@ class BranchRunner {
   MambaModel& model_;
   BranchConfig config_;
   std::vector<Task> tasks_;
+  int64_t longest_ = 0;  // longest row queued
   int64_t rows_run_ = 0, tokens_run_ = 0;
 };
 

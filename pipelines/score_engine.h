@@ -30,12 +30,14 @@ namespace gm {
 struct EngineOptions {
   ScoreSelection scores;
   int layer = 0;             // capture point for EMB
-  int64_t batch_rows = 8;    // rows per forward pass
+  int64_t batch_rows = 8;    // rows per forward pass, at most
+  int64_t max_tokens = int64_t{1} << 17;  // tokens per forward pass, at most (rows shrink for long rows)
   int64_t chunk = 32768;     // full context: streaming chunk (the grid)
 };
 
-// Default rows per pass and streaming chunk for a device and score selection.
+// Default rows per pass, tokens per pass and streaming chunk for a device and score selection.
 int64_t default_batch_rows(const Device& device);
+int64_t default_max_tokens(const Device& device);
 int64_t default_stream_chunk(const Device& device, const ScoreSelection& scores);
 
 class ScoreEngine {

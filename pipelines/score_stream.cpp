@@ -63,6 +63,7 @@ void ScoreEngine::score_full(const ContigTokens& seq, const std::vector<StrandJo
   bc.llr = false;  // LLR comes from the stream itself
   bc.layer = options_.layer;
   bc.max_rows = std::max<int64_t>(2, options_.batch_rows);
+  bc.max_tokens = options_.max_tokens;
   BranchRunner runner(ctx_, model_, bc);
 
   std::vector<StrandStream> streams(2);

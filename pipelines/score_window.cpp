@@ -13,6 +13,8 @@ namespace gm {
 
 int64_t default_batch_rows(const Device& device) { return device.is_cuda() ? 64 : 8; }
 
+int64_t default_max_tokens(const Device& device) { return device.is_cuda() ? int64_t{1} << 20 : int64_t{1} << 17; }
+
 int64_t default_stream_chunk(const Device& device, const ScoreSelection& scores) {
   // Branch rows start at the grid point before what they need, so a fine grid keeps the
   // rows short; LLR alone only reads the stream, so long chunks keep the device busy.
@@ -24,6 +26,7 @@ ScoreEngine::ScoreEngine(Context& ctx, MambaModel& model, EngineOptions options)
     : ctx_(ctx), model_(model), options_(options) {
   if (options_.batch_rows < 1) throw std::invalid_argument("batch rows must be >= 1");
   if (options_.chunk < 1) throw std::invalid_argument("the streaming chunk must be >= 1");
+  if (options_.max_tokens < 1) throw std::invalid_argument("tokens per pass must be >= 1");
   if (options_.layer < 0 || options_.layer > model_.config().n_layer) {
     throw std::invalid_argument("--layer " + std::to_string(options_.layer) + " is outside [0, " +
                                 std::to_string(model_.config().n_layer) + "]");
@@ -39,6 +42,7 @@ void ScoreEngine::score_window(const ContigTokens& seq, const std::vector<Strand
   bc.llr = sel.llr;
   bc.layer = options_.layer;
   bc.max_rows = std::max<int64_t>(2, options_.batch_rows);
+  bc.max_tokens = options_.max_tokens;
   BranchRunner runner(ctx_, model_, bc);
 
   std::vector<StrandJob*> todo;
@@ -46,7 +50,10 @@ void ScoreEngine::score_window(const ContigTokens& seq, const std::vector<Strand
     if (branching ? (j->dll || j->emb || j->llr) : j->llr) todo.push_back(j);
   }
   // One prefix row per job; with branches each job then needs two rows of the next pass.
-  const int64_t group = branching ? std::max<int64_t>(1, options_.batch_rows / 2) : options_.batch_rows;
+  int64_t longest_prefix = 1;
+  for (const StrandJob* j : todo) longest_prefix = std::max(longest_prefix, j->pos - j->context_start);
+  int64_t group = branching ? std::max<int64_t>(1, options_.batch_rows / 2) : options_.batch_rows;
+  group = std::max<int64_t>(1, std::min(group, options_.max_tokens / longest_prefix));
   const int64_t vocab = model_.config().vocab;
   for (size_t g0 = 0; g0 < todo.size(); g0 += static_cast<size_t>(group)) {
     const auto n = static_cast<int64_t>(std::min<size_t>(static_cast<size_t>(group), todo.size() - g0));
