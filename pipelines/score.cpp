@@ -400,7 +400,16 @@ void ScoreRun::open_outputs(const std::string& model_sha, int layer) {
   prov.reference = o_.fasta;
   prov.settings = settings_text(o_, layer, chunk_);
   if (o_.shard.sharded()) prov.shard = o_.shard.to_string();
-  prepare_score_header(source_->mutable_header(), o_.scores, prov);
+  bcf_hdr_t* header = source_->mutable_header();
+  if (header->n[BCF_DT_CTG] == 0) {
+    // Without ##contig lines htslib defines contigs as records name them, after the
+    // output header is written: a BCF would then name contigs its header lacks.
+    for (const auto& c : fasta_->contigs().contigs()) {
+      const std::string line = "##contig=<ID=" + mapping_->vcf_name(c.name) + ",length=" + std::to_string(c.length) + ">";
+      if (bcf_hdr_append(header, line.c_str()) != 0) throw std::runtime_error("cannot add " + line + " to the header");
+    }
+  }
+  prepare_score_header(header, o_.scores, prov);
   const int io_threads = o_.threads > 0 ? o_.threads : static_cast<int>(std::thread::hardware_concurrency());
   writer_.emplace(summary_.output, o_.output_type, o_.write_index, source_->mutable_header(), io_threads);
   if (!o_.tsv.empty()) tsv_.emplace(shard_output_path(o_.tsv, o_.shard), o_.scores);

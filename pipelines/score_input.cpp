@@ -81,10 +81,11 @@ bool VcfSource::has_index() {
   if (is_stdin()) return false;
   if (!h_->index_tried) {
     h_->index_tried = true;
+    // Silent: a missing index is normal without regions; select() says what to do.
     if (h_->is_bcf) {
-      h_->idx = bcf_index_load(path_.c_str());
+      h_->idx = bcf_index_load3(path_.c_str(), nullptr, HTS_IDX_SILENT_FAIL);
     } else if (hts_get_format(h_->fp)->compression == bgzf) {
-      h_->tbx = tbx_index_load(path_.c_str());
+      h_->tbx = tbx_index_load3(path_.c_str(), nullptr, HTS_IDX_SILENT_FAIL);
     }
   }
   return h_->idx || h_->tbx;

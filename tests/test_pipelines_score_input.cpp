@@ -114,6 +114,19 @@ TEST_F(ScoreInput, EveryRecordOnceWithItsFieldsAndBcftoolsReadsTheOutput) {
   }
 }
 
+TEST_F(ScoreInput, HeaderWithoutContigLinesGetsTheFastaContigs) {
+  const std::string vcf = dir_ / "nocontig.vcf";
+  sh("bcftools view " + shell_quote(data_path("setB/mills_and_1000G.indels.vcf.gz")) + " | grep -v '^##contig' > " +
+     shell_quote(vcf));
+  ScoreOptions o = options(vcf);
+  o.output = dir_ / "nocontig.bcf";
+  o.output_type = 'b';
+  EXPECT_EQ(run(o).scored_alleles, 14);
+  EXPECT_NE(sh("bcftools view -h " + shell_quote(o.output)).find("##contig=<ID=chr22,length=40001>"), std::string::npos);
+  EXPECT_EQ(sh("bcftools view -H " + shell_quote(o.output) + " | cut -f1,2"),
+            sh("bcftools view -H " + shell_quote(data_path("setB/mills_and_1000G.indels.vcf.gz")) + " | cut -f1,2"));
+}
+
 TEST_F(ScoreInput, IndelsGetDllAndNoLlr) {
   ScoreOptions o = options(data_path("setB/mills_and_1000G.indels.vcf.gz"));
   const ScoreSummary s = run(o);
