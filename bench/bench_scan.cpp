@@ -1,12 +1,16 @@
 // Times the CUDA selective scan at the four shapes of PEERS.md with the peer's signature
 // (u, delta, z, B, C bf16; A, D, delta_bias f32; softplus on; z on; B, C input-dependent
-// [batch, d_state, L]): forward, and forward + backward (saved chunk states, every
-// gradient), for every scan variant. Times are medians of CUDA-event-timed repeats after
-// warm-up. Inputs are random (tiled from a random pool; each input set is gigabytes, far
-// beyond the 60 MB L2, so no rotation is needed). Bandwidth is the forward's fewest bytes
-// (read u, delta, z, B, C once, write y once) over its time; the ceiling is a measured
-// device-to-device copy. Usage: bench_scan [repeats] [row]   (row 1..4: one shape only;
-// prints a Markdown table)
+// [batch, d_state, L]), and at two lengths that are not multiples of the chunk (rows 5, 6:
+// the token counts of rows 1, 2 rounded down to 1,000,000 and 8 x 131,000): forward, and
+// forward + backward (saved chunk states, every gradient), for every scan variant. Times
+// are medians of CUDA-event-timed repeats after warm-up. Inputs are random (tiled from a
+// random pool; each input set is gigabytes, far beyond the 60 MB L2, so no rotation is
+// needed). Bandwidth is the forward's fewest bytes (read u, delta, z, B, C once, write y
+// once) over its time; the ceiling is a measured device-to-device copy. "per 2^20 tok" =
+// time scaled to 1,048,576 tokens (batch x L), to compare rows 5, 6 with rows 1, 2.
+// Usage: bench_scan [repeats] [row] [variant]   (row 1..6: one shape only; variant: its
+// name, only that one; repeats 0: one untimed forward + backward per variant, for a
+// profiler; prints a Markdown table)
 #include <cstdio>
 #include <cstdlib>
 
@@ -41,8 +45,15 @@ void check(cudaError_t e, const char* what) {
 
 struct Shape {
   int64_t B, D, N, L;
-  double peer_fwd_ms, peer_fwdbwd_ms;
+  double peer_fwd_ms, peer_fwdbwd_ms;  // 0: no peer figure
 };
+
+std::string ms_or_dash(double ms, const char* fmt) {
+  if (ms <= 0) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, fmt, ms);
+  return buf;
+}
 
 // Fills a device bf16 / f32 tensor by tiling a random host pool (odd offsets per tensor).
 class RandomFill {
@@ -114,8 +125,11 @@ double copy_bandwidth(gm::Context& ctx, cudaStream_t s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int repeats = argc > 1 ? std::max(3, std::atoi(argv[1])) : 10;
+  const int asked = argc > 1 ? std::atoi(argv[1]) : 10;
+  const bool once = asked == 0;
+  const int repeats = std::max(3, asked);
   const int only_row = argc > 2 ? std::atoi(argv[2]) : 0;
+  const std::string only_variant = argc > 3 ? argv[3] : "";
   if (!gm::cuda_available()) {
     std::printf("bench_scan: no CUDA device\n");
     return 0;
@@ -125,19 +139,18 @@ int main(int argc, char** argv) {
   cudaStream_t s = c.stream();
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, 0), "properties");
-  const double copy_bw = copy_bandwidth(*ctx, s);
+  const double copy_bw = once ? 0.0 : copy_bandwidth(*ctx, s);
   std::printf("GPU: %s, %d SMs; device-to-device copy %.2f TB/s (read + write)\n\n", prop.name,
               prop.multiProcessorCount, copy_bw / 1e12);
 
-  const Shape shapes[] = {{1, 512, 16, 1 << 20, 11.31, 74.4},
-                          {8, 512, 16, 131072, 11.47, 54.1},
-                          {64, 512, 16, 16384, 11.53, 55.0},
-                          {8, 1536, 16, 32768, 8.40, 38.7}};
+  const Shape shapes[] = {{1, 512, 16, 1 << 20, 11.31, 74.4},  {8, 512, 16, 131072, 11.47, 54.1},
+                          {64, 512, 16, 16384, 11.53, 55.0},   {8, 1536, 16, 32768, 8.40, 38.7},
+                          {1, 512, 16, 1000000, 0.0, 0.0},     {8, 512, 16, 131000, 0.0, 0.0}};
   std::printf("| variant | batch | d_inner | d_state | L | fwd ms | fwd GB/s floor-bytes | of copy BW | peer fwd ms | "
-              "fwd ratio | fwd+bwd ms | peer fwd+bwd ms | fwd+bwd ratio |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+              "fwd ratio | fwd+bwd ms | peer fwd+bwd ms | fwd+bwd ratio | fwd, fwd+bwd ms per 2^20 tok |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   RandomFill rnd(c);
-  for (int row = 1; row <= 4; ++row) {
+  for (int row = 1; row <= 6; ++row) {
     if (only_row && row != only_row) continue;
     const Shape& sh = shapes[row - 1];
     const int64_t B = sh.B, D = sh.D, N = sh.N, L = sh.L;
@@ -177,20 +190,30 @@ int main(int argc, char** argv) {
     gm::ScanGrads g{&du, &ddelta, &dA, &dB, &dC, &dD, &dz, &dbias, nullptr};
     const double floor_bytes = static_cast<double>((3 * B * D * L + 2 * B * N * L + B * D * L) * 2);
     for (gm::cuda::ScanVariant v : gm::cuda::scan_variants()) {
+      if (!only_variant.empty() && only_variant != gm::cuda::scan_variant_name(v)) continue;
       auto fwd = [&] { gm::cuda::selective_scan_fwd_variant(*ctx, v, in, out, nullptr, &saved); };
       auto fwdbwd = [&] {
         gm::cuda::selective_scan_fwd_variant(*ctx, v, in, out, nullptr, &saved);
         gm::cuda::selective_scan_bwd_variant(*ctx, v, in, &saved, dout, g);
       };
+      if (once) {
+        fwdbwd();
+        check(cudaStreamSynchronize(s), "sync");
+        std::printf("ran %s once at row %d\n", gm::cuda::scan_variant_name(v), row);
+        continue;
+      }
       const double f_ms = median_ms(s, 2, repeats, fwd);
       const double fb_ms = median_ms(s, 1, std::max(3, repeats / 2), fwdbwd);
       if (gm::cuda::has_nonfinite(*ctx, dA) || gm::cuda::has_nonfinite(*ctx, dD))
         throw std::runtime_error("non-finite gradients in the benchmark run");
       const double bw = floor_bytes / (f_ms * 1e-3);
-      std::printf("| %s | %lld | %lld | %lld | %lld | %.2f | %.0f | %.0f%% | %.2f | %.2f | %.2f | %.1f | %.2f |\n",
+      const double per = static_cast<double>(1 << 20) / static_cast<double>(B * L);
+      std::printf("| %s | %lld | %lld | %lld | %lld | %.2f | %.0f | %.0f%% | %s | %s | %.2f | %s | %s | %.2f, %.2f |\n",
                   gm::cuda::scan_variant_name(v), static_cast<long long>(B), static_cast<long long>(D),
                   static_cast<long long>(N), static_cast<long long>(L), f_ms, bw / 1e9, 100.0 * bw / copy_bw,
-                  sh.peer_fwd_ms, sh.peer_fwd_ms / f_ms, fb_ms, sh.peer_fwdbwd_ms, sh.peer_fwdbwd_ms / fb_ms);
+                  ms_or_dash(sh.peer_fwd_ms, "%.2f").c_str(), ms_or_dash(sh.peer_fwd_ms / f_ms, "%.2f").c_str(), fb_ms,
+                  ms_or_dash(sh.peer_fwdbwd_ms, "%.1f").c_str(), ms_or_dash(sh.peer_fwdbwd_ms / fb_ms, "%.2f").c_str(),
+                  f_ms * per, fb_ms * per);
       std::fflush(stdout);
     }
   }

@@ -1,8 +1,9 @@
 // The CUDA selective scan (every variant) against the CPU reference: forward output and
 // h_last, every gradient of the backward, at shapes that are not multiples of the chunk,
 // L = 1, batch > 1, strided (narrowed) inputs, document resets, h0 / h_last streaming,
-// z / D / delta_bias / softplus on and off, d_state 16 and below, f32 and bf16; plus
-// bitwise determinism of the backward and equality of the saved / recomputed paths.
+// z / D / delta_bias / softplus on and off, d_state 16 and below, f32 and bf16, dense
+// resets on the kernels' slice, sub-chunk and chunk boundaries; plus bitwise determinism
+// of the backward and equality of the saved / recomputed paths.
 // The oracle is the CPU reference math itself (mamba/cpu/selective_scan_ref.h, the
 // plain templates behind gm::cpu's scan), so a change of the CPU op's fast path cannot
 // move the goalposts.
@@ -71,11 +72,14 @@ struct ScanCase {
   int64_t B, D, L, N;
   bool z = true, dskip = true, bias = true, softplus = true, starts = true, h0 = true;
   bool strided = false;  // u, z, B, C as narrow()s of wider tensors (batch stride > D*L)
+  double reset_rate = 1.0 / 300;  // chance of a document start at each step (with `starts`)
+  bool boundary_resets = false;   // also starts on and beside the 8/16/64/512-step boundaries
   DType dtype = DType::F32;
   std::string name() const {
     return "B" + std::to_string(B) + " D" + std::to_string(D) + " L" + std::to_string(L) + " N" + std::to_string(N) +
            (z ? " z" : "") + (dskip ? " D" : "") + (bias ? " bias" : "") + (softplus ? " softplus" : "") +
-           (starts ? " starts" : "") + (h0 ? " h0" : "") + (strided ? " strided" : "") +
+           (starts ? " starts" : "") + (boundary_resets ? "@boundaries" : "") + (h0 ? " h0" : "") +
+           (strided ? " strided" : "") +
            (dtype == DType::BF16 ? " bf16" : " f32");
   }
 };
@@ -153,8 +157,13 @@ class CudaScan : public CudaTest {
     if (sc.z) in.z = act(sc, sc.D, -3.f, 3.f);
     if (sc.bias) in.bias = param(sc.softplus ? uniform({sc.D}, -5.f, -1.f) : uniform({sc.D}, 0.f, 0.1f));
     if (sc.starts) {
-      Tensor s = flags({sc.B, sc.L}, 1.0 / 300);
+      Tensor s = flags({sc.B, sc.L}, sc.reset_rate);
       if (sc.L > 5) s.data<uint8_t>()[5] = 1;  // at least one reset inside the first chunk
+      if (sc.boundary_resets) {
+        for (int64_t b = 0; b < sc.B; ++b)
+          for (int64_t t : {0, 7, 8, 15, 16, 17, 63, 64, 65, 511, 512, 513, 1023, 1024, 1040})
+            if (t < sc.L) s.data<uint8_t>()[b * sc.L + t] = 1;
+      }
       in.starts = param(s);
     }
     if (sc.h0) in.h0 = param(normal({sc.B, sc.D, sc.N}));
@@ -253,6 +262,19 @@ TEST_F(CudaScan, OddLengthUnalignedRows) {
   run_all_variants({2, 16, 17, 16});
   ScanCase sc{2, 48, 1029, 16};
   sc.bias = false;
+  run_all_variants(sc);
+}
+
+// Many document starts, several in most 8- and 16-step slices, and starts exactly on the
+// slice, sub-chunk and chunk boundaries where the kernels switch between their paths.
+TEST_F(CudaScan, DenseResetsOnBoundaries) {
+  ScanCase sc{2, 36, 1300, 16};
+  sc.reset_rate = 0.15;
+  sc.boundary_resets = true;
+  run_all_variants(sc);
+  sc.dtype = DType::BF16;
+  sc.reset_rate = 0.02;
+  sc.L = 1041;
   run_all_variants(sc);
 }
 

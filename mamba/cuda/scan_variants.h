@@ -17,8 +17,14 @@ enum class ScanVariant : int {
   // thread-per-(channel, state) backward, written plainly (scan_fwd.cuh, scan_bwd.cuh).
   kReference = 0,
   // The same algorithm with loads issued a step ahead, double-buffered shared memory
-  // and fast activation math (scan_fwd_fast.cuh, scan_bwd_fast.cuh). The default.
+  // and fast activation math (scan_fwd_fast.cuh, scan_bwd_fast.cuh).
   kPipelined = 1,
+  // Thread-per-channel chunk kernels fed by asynchronous copies, without per-step
+  // branches (scan_fwd_lean.cuh), and a backward main kernel with four lanes per channel
+  // and 16 steps of states in registers (scan_bwd_lean.cuh).
+  kLean = 2,
+  // The pipelined forward with kLean's backward. The default (scan_variants().front()).
+  kLeanBackward = 3,
 };
 
 const char* scan_variant_name(ScanVariant v);

@@ -6,8 +6,8 @@
 // 0). It is written by the forward and lets the backward recompute any chunk on its own.
 // Without it the backward recomputes those states first (one more forward-like pass).
 // Activations (u, delta, z, B, C, out, dout and their gradients) share one dtype, f32 or
-// bf16; the recurrence and every reduction run in f32. Both variants (scan_variants.h)
-// share every launch below but the four chunk kernels; `fast` picks the pipelined ones.
+// bf16; the recurrence and every reduction run in f32. The variants (scan_variants.h)
+// share every launch below but the chunk kernels, which `Kernels` picks per variant.
 #include <cstdint>
 #include <string>
 
@@ -16,6 +16,7 @@
 #include "mamba/cuda/reduce.cuh"
 #include "mamba/cuda/scan_bwd.cuh"
 #include "mamba/cuda/scan_bwd_fast.cuh"
+#include "mamba/cuda/scan_bwd_lean.cuh"
 #include "mamba/cuda/scan_variants.h"
 #include "mamba/ops.h"
 
@@ -27,6 +28,23 @@ using scan::kMaxState;
 using scan::Params;
 
 int64_t num_chunks(int64_t L) { return (L + kChunk - 1) / kChunk; }
+
+// Which kernel family runs the forward and which the backward (its reverse summary and
+// main kernel); a backward without `saved` recomputes the states with the forward's.
+enum class Family { kReference, kPipelined, kLean };
+struct Kernels {
+  Family fwd, bwd;
+};
+
+Kernels kernels_of(ScanVariant v) {
+  switch (v) {
+    case ScanVariant::kReference: return {Family::kReference, Family::kReference};
+    case ScanVariant::kPipelined: return {Family::kPipelined, Family::kPipelined};
+    case ScanVariant::kLean: return {Family::kLean, Family::kLean};
+    case ScanVariant::kLeanBackward: return {Family::kPipelined, Family::kLean};
+  }
+  throw std::invalid_argument("gm::cuda::selective_scan: unknown scan variant");
+}
 
 bool aligned16(const Tensor& t) {
   const int64_t es = static_cast<int64_t>(dtype_size(t.dtype()));
@@ -118,18 +136,28 @@ unsigned state_blocks(const Params& p) { return blocks_for(p.batch * p.channels 
 // The state before every chunk into `starts` ([B, K, D, 16]): chunk summaries, then the
 // sequential combine along the chunks.
 template <class T>
-void chunk_start_states(CudaContext& c, const Params& p, const float* h0, float* starts, bool fast) {
+void chunk_start_states(CudaContext& c, const Params& p, const float* h0, float* starts, Family fam) {
   Tensor E, P;
   if (p.chunks > 1) {
     const int64_t n = p.batch * p.chunks * p.channels * kMaxState;
     E = Tensor::empty(c.allocator(), {n}, DType::F32);
     P = Tensor::empty(c.allocator(), {n}, DType::F32);
-    if (fast)
-      scan::fast::fwd_chunk_kernel<T, false, false><<<fwd_grid(p, p.chunks - 1), scan::kFwdThreads, 0, c.stream()>>>(
-          p, nullptr, nullptr, 0, 0, nullptr, E.data<float>(), P.data<float>());
-    else
-      scan::scan_fwd_summary_kernel<T><<<fwd_grid(p, p.chunks - 1), scan::kFwdThreads, 0, c.stream()>>>(
-          p, E.data<float>(), P.data<float>());
+    const dim3 grid = fwd_grid(p, p.chunks - 1);
+    float* e = E.data<float>();
+    float* pp = P.data<float>();
+    switch (fam) {
+      case Family::kReference:
+        scan::scan_fwd_summary_kernel<T><<<grid, scan::kFwdThreads, 0, c.stream()>>>(p, e, pp);
+        break;
+      case Family::kPipelined:
+        scan::fast::fwd_chunk_kernel<T, false, false>
+            <<<grid, scan::kFwdThreads, 0, c.stream()>>>(p, nullptr, nullptr, 0, 0, nullptr, e, pp);
+        break;
+      case Family::kLean:
+        scan::lean::fwd_chunk_kernel<T, false, false>
+            <<<grid, scan::kFwdThreads, 0, c.stream()>>>(p, nullptr, nullptr, 0, 0, nullptr, e, pp);
+        break;
+    }
     GM_CUDA_CHECK_LAUNCH();
   }
   scan::scan_fwd_combine_kernel<<<state_blocks(p), 256, 0, c.stream()>>>(
@@ -137,9 +165,30 @@ void chunk_start_states(CudaContext& c, const Params& p, const float* h0, float*
   GM_CUDA_CHECK_LAUNCH();
 }
 
+template <class T, bool kHasZ>
+void launch_output(CudaContext& c, const Params& p, const float* starts, T* o, int64_t o_bs, int64_t o_cs, float* hl,
+                   Family fam) {
+  const dim3 grid = fwd_grid(p, p.chunks);
+  const unsigned th = scan::kFwdThreads;
+  switch (fam) {
+    case Family::kReference:
+      scan::scan_fwd_output_kernel<T, kHasZ><<<grid, th, 0, c.stream()>>>(p, starts, o, o_bs, o_cs, hl);
+      break;
+    case Family::kPipelined:
+      scan::fast::fwd_chunk_kernel<T, true, kHasZ>
+          <<<grid, th, 0, c.stream()>>>(p, starts, o, o_bs, o_cs, hl, nullptr, nullptr);
+      break;
+    case Family::kLean:
+      scan::lean::fwd_chunk_kernel<T, true, kHasZ>
+          <<<grid, th, 0, c.stream()>>>(p, starts, o, o_bs, o_cs, hl, nullptr, nullptr);
+      break;
+  }
+  GM_CUDA_CHECK_LAUNCH();
+}
+
 template <class T>
 void fwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, Tensor& out, Tensor* h_last, Tensor* saved,
-                 bool fast) {
+                 Family fam) {
   const int64_t n = p.batch * p.chunks * p.channels * kMaxState;
   Tensor scratch;
   float* starts = nullptr;
@@ -149,41 +198,43 @@ void fwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, Tensor& 
     scratch = Tensor::empty(c.allocator(), {n}, DType::F32);
     starts = scratch.data<float>();
   }
-  chunk_start_states<T>(c, p, in.h0 ? in.h0->data<float>() : nullptr, starts, fast);
+  chunk_start_states<T>(c, p, in.h0 ? in.h0->data<float>() : nullptr, starts, fam);
   float* hl = h_last ? h_last->data<float>() : nullptr;
   T* o = static_cast<T*>(out.raw());
-  const dim3 grid = fwd_grid(p, p.chunks);
-  if (fast && p.z)
-    scan::fast::fwd_chunk_kernel<T, true, true><<<grid, scan::kFwdThreads, 0, c.stream()>>>(
-        p, starts, o, out.stride(0), out.stride(1), hl, nullptr, nullptr);
-  else if (fast)
-    scan::fast::fwd_chunk_kernel<T, true, false><<<grid, scan::kFwdThreads, 0, c.stream()>>>(
-        p, starts, o, out.stride(0), out.stride(1), hl, nullptr, nullptr);
-  else if (p.z)
-    scan::scan_fwd_output_kernel<T, true><<<fwd_grid(p, p.chunks), scan::kFwdThreads, 0, c.stream()>>>(
-        p, starts, o, out.stride(0), out.stride(1), hl);
+  if (p.z)
+    launch_output<T, true>(c, p, starts, o, out.stride(0), out.stride(1), hl, fam);
   else
-    scan::scan_fwd_output_kernel<T, false><<<fwd_grid(p, p.chunks), scan::kFwdThreads, 0, c.stream()>>>(
-        p, starts, o, out.stride(0), out.stride(1), hl);
-  GM_CUDA_CHECK_LAUNCH();
+    launch_output<T, false>(c, p, starts, o, out.stride(0), out.stride(1), hl, fam);
 }
 
 template <class T, bool kHasZ>
 void bwd_launch(CudaContext& c, const Params& p, const scan::BwdArgs& o, float* Q, float* P, float* carry,
-                bool fast) {
+                Family fam) {
   if (p.chunks > 1) {
-    if (fast)
-      scan::fast::bwd_summary_kernel<T, kHasZ><<<fwd_grid(p, p.chunks - 1), scan::kFwdThreads, 0, c.stream()>>>(
-          p, o.dout, o.g_bs, o.g_cs, Q, P);
-    else
-      scan::scan_bwd_summary_kernel<T, kHasZ><<<fwd_grid(p, p.chunks - 1), scan::kFwdThreads, 0, c.stream()>>>(
-          p, o, Q, P);
+    const dim3 grid = fwd_grid(p, p.chunks - 1);
+    const unsigned th = scan::kFwdThreads;
+    switch (fam) {
+      case Family::kReference:
+        scan::scan_bwd_summary_kernel<T, kHasZ><<<grid, th, 0, c.stream()>>>(p, o, Q, P);
+        break;
+      case Family::kPipelined:
+        scan::fast::bwd_summary_kernel<T, kHasZ><<<grid, th, 0, c.stream()>>>(p, o.dout, o.g_bs, o.g_cs, Q, P);
+        break;
+      case Family::kLean:
+        scan::lean::bwd_summary_kernel<T, kHasZ><<<grid, th, 0, c.stream()>>>(p, o.dout, o.g_bs, o.g_cs, Q, P);
+        break;
+    }
     GM_CUDA_CHECK_LAUNCH();
   }
   scan::scan_bwd_combine_kernel<<<state_blocks(p), 256, 0, c.stream()>>>(p, Q, P, carry);
   GM_CUDA_CHECK_LAUNCH();
   const dim3 grid(static_cast<unsigned>(p.chunks), static_cast<unsigned>(o.groups), static_cast<unsigned>(p.batch));
-  if (fast) {
+  if (fam == Family::kLean) {
+    const size_t smem = sizeof(scan::lean::MainSmem);
+    GM_CUDA_CHECK(cudaFuncSetAttribute(scan::lean::bwd_main_kernel<T, kHasZ>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    scan::lean::bwd_main_kernel<T, kHasZ><<<grid, scan::lean::kMainThreads, smem, c.stream()>>>(p, o);
+  } else if (fam == Family::kPipelined) {
     const size_t smem = sizeof(scan::fast::BwdFastSmem<T>);
     GM_CUDA_CHECK(cudaFuncSetAttribute(scan::fast::bwd_main_kernel<T, kHasZ>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
@@ -199,16 +250,19 @@ void bwd_launch(CudaContext& c, const Params& p, const scan::BwdArgs& o, float* 
 
 template <class T>
 void bwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, const Tensor* saved, const Tensor& dout,
-                 const ScanGrads& grads, bool fast) {
+                 const ScanGrads& grads, Kernels kern) {
   const int64_t B = p.batch, D = p.channels, N = p.state, L = p.length, K = p.chunks;
   const int64_t n = B * K * D * kMaxState;
   Tensor starts_t;
   const float* starts = nullptr;
+  // The lean main kernel reads the saved states 4 at a time: a view that is not 16-byte
+  // aligned is recomputed instead (bitwise the same states).
+  if (saved && kern.bwd == Family::kLean && reinterpret_cast<uintptr_t>(saved->raw()) % 16 != 0) saved = nullptr;
   if (saved) {
     starts = saved->data<float>();
   } else {
     starts_t = Tensor::empty(c.allocator(), {n}, DType::F32);
-    chunk_start_states<T>(c, p, in.h0 ? in.h0->data<float>() : nullptr, starts_t.data<float>(), fast);
+    chunk_start_states<T>(c, p, in.h0 ? in.h0->data<float>() : nullptr, starts_t.data<float>(), kern.fwd);
     starts = starts_t.data<float>();
   }
   Tensor Q = Tensor::empty(c.allocator(), {n}, DType::F32);
@@ -242,9 +296,9 @@ void bwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, const Te
   o.part_ddb = part_ddb.data<float>();
   o.dh0 = grads.dh0 ? grads.dh0->data<float>() : nullptr;
   if (p.z)
-    bwd_launch<T, true>(c, p, o, Q.data<float>(), P.data<float>(), carry.data<float>(), fast);
+    bwd_launch<T, true>(c, p, o, Q.data<float>(), P.data<float>(), carry.data<float>(), kern.bwd);
   else
-    bwd_launch<T, false>(c, p, o, Q.data<float>(), P.data<float>(), carry.data<float>(), fast);
+    bwd_launch<T, false>(c, p, o, Q.data<float>(), P.data<float>(), carry.data<float>(), kern.bwd);
 
   if (part_bc.defined()) {
     T* dB = grads.dB ? static_cast<T*>(grads.dB->raw()) : nullptr;
@@ -284,18 +338,21 @@ const char* scan_variant_name(ScanVariant v) {
   switch (v) {
     case ScanVariant::kReference: return "reference";
     case ScanVariant::kPipelined: return "pipelined";
+    case ScanVariant::kLean: return "lean";
+    case ScanVariant::kLeanBackward: return "lean-backward";
   }
   return "?";
 }
 
-std::vector<ScanVariant> scan_variants() { return {ScanVariant::kPipelined, ScanVariant::kReference}; }
+std::vector<ScanVariant> scan_variants() {
+  return {ScanVariant::kLeanBackward, ScanVariant::kLean, ScanVariant::kPipelined, ScanVariant::kReference};
+}
 
 void selective_scan_fwd_variant(Context& ctx, ScanVariant v, const ScanInputs& in, Tensor& out, Tensor* h_last,
                                 Tensor* saved) {
   CudaContext& c = as_cuda(ctx);
   const char* op = "selective_scan_fwd";
-  require(v == ScanVariant::kReference || v == ScanVariant::kPipelined, op, "unknown scan variant");
-  const bool fast = v == ScanVariant::kPipelined;
+  const Kernels kern = kernels_of(v);
   Params p = make_params(op, in);
   const DType dt = in.u->dtype();
   require_act(out, dt, in.u->shape(), op, "out");
@@ -314,17 +371,16 @@ void selective_scan_fwd_variant(Context& ctx, ScanVariant v, const ScanInputs& i
     return;
   }
   if (dt == DType::BF16)
-    fwd_chunked<bf16_t>(c, p, in, out, h_last, saved, fast);
+    fwd_chunked<bf16_t>(c, p, in, out, h_last, saved, kern.fwd);
   else
-    fwd_chunked<float>(c, p, in, out, h_last, saved, fast);
+    fwd_chunked<float>(c, p, in, out, h_last, saved, kern.fwd);
 }
 
 void selective_scan_bwd_variant(Context& ctx, ScanVariant v, const ScanInputs& in, const Tensor* saved,
                                 const Tensor& dout, const ScanGrads& grads) {
   CudaContext& c = as_cuda(ctx);
   const char* op = "selective_scan_bwd";
-  require(v == ScanVariant::kReference || v == ScanVariant::kPipelined, op, "unknown scan variant");
-  const bool fast = v == ScanVariant::kPipelined;
+  const Kernels kern = kernels_of(v);
   Params p = make_params(op, in);
   const DType dt = in.u->dtype();
   const Tensor::Shape bdl = in.u->shape(), bnl{p.batch, p.state, p.length};
@@ -347,9 +403,9 @@ void selective_scan_bwd_variant(Context& ctx, ScanVariant v, const ScanInputs& i
     return;
   }
   if (dt == DType::BF16)
-    bwd_chunked<bf16_t>(c, p, in, saved, dout, grads, fast);
+    bwd_chunked<bf16_t>(c, p, in, saved, dout, grads, kern);
   else
-    bwd_chunked<float>(c, p, in, saved, dout, grads, fast);
+    bwd_chunked<float>(c, p, in, saved, dout, grads, kern);
 }
 
 int64_t selective_scan_saved_numel(Context&, int64_t batch, int64_t d_inner, int64_t length, int64_t) {

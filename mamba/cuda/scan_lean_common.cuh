@@ -1,0 +1,96 @@
+// Pieces shared by the "lean" selective-scan kernels (scan_fwd_lean.cuh, scan_bwd_lean.cuh):
+// branch-free activations, 4-wide row loads and asynchronous global -> shared copies.
+//
+// Why branch-free: the recurrence kernels unroll 8 or 16 steps; a data-dependent branch
+// inside a step (softplus ranges, document starts, the sequence end) cuts the unrolled
+// body into one basic block per step, and the compiler can then no longer overlap one
+// step's activations and exponentials with the previous step's multiply-adds. The lean
+// kernels test for resets and the sequence end once per slice and run a straight-line
+// body when neither occurs.
+//
+// Asynchronous copies (cp.async): a row slice loaded into registers "ahead" can be moved
+// by the compiler next to its use when registers are short (Nsight Compute showed the
+// thread-per-channel kernels stalled on global loads most of the time); a copy into
+// shared memory is issued where it is written and completes on its own.
+#pragma once
+
+#include "mamba/cuda/scan_common.cuh"
+
+namespace gm::cuda::scan::lean {
+
+static_assert(kMaxState == 16, "the lean kernels unroll over 16 states");
+
+// softplus(x) = log(1 + e^x) (identity above 20). Both the series, accurate below -3 where
+// 1 + e rounds, and the log are evaluated, then selected: no branch.
+__device__ __forceinline__ float softplus(float x) {
+  const float e = ex2_approx(x * kLog2e);
+  const float series = e * (1.f - e * (0.5f - e * (0.33333334f - 0.25f * e)));
+  const float lg = __logf(1.f + e);
+  const float r = x < -3.f ? series : lg;
+  return x > 20.f ? x : r;
+}
+__device__ __forceinline__ float sigmoid(float x) { return __fdividef(1.f, 1.f + ex2_approx(-x * kLog2e)); }
+__device__ __forceinline__ float dt_of(float raw, bool sp) { return sp ? softplus(raw) : raw; }
+__device__ __forceinline__ float dt_grad(float raw, bool sp) {
+  return sp ? (raw > 20.f ? 1.f : sigmoid(raw)) : 1.f;
+}
+
+// 4 consecutive elements of a row as loaded (converted to f32 when read), 0 past L.
+template <class T> struct Raw4;
+template <> struct Raw4<bf16_t> {
+  uint2 r;
+  __device__ __forceinline__ void load(const bf16_t* row, int64_t t, int64_t L, bool aligned) {
+    if (aligned && t + 4 <= L) {
+      r = *reinterpret_cast<const uint2*>(row + t);
+    } else {
+      const uint16_t* q = reinterpret_cast<const uint16_t*>(row);
+      uint32_t w[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const uint32_t lo = t + 2 * i < L ? q[t + 2 * i] : 0u;
+        const uint32_t hi = t + 2 * i + 1 < L ? q[t + 2 * i + 1] : 0u;
+        w[i] = lo | (hi << 16);
+      }
+      r = make_uint2(w[0], w[1]);
+    }
+  }
+  __device__ __forceinline__ void zero() { r = make_uint2(0u, 0u); }
+  __device__ __forceinline__ float get(int i) const {
+    const uint32_t w = i < 2 ? r.x : r.y;
+    return __uint_as_float(i % 2 ? (w & 0xffff0000u) : (w << 16));
+  }
+};
+template <> struct Raw4<float> {
+  float4 a;
+  __device__ __forceinline__ void load(const float* row, int64_t t, int64_t L, bool aligned) {
+    if (aligned && t + 4 <= L) {
+      a = *reinterpret_cast<const float4*>(row + t);
+    } else {
+      a.x = t < L ? row[t] : 0.f;
+      a.y = t + 1 < L ? row[t + 1] : 0.f;
+      a.z = t + 2 < L ? row[t + 2] : 0.f;
+      a.w = t + 3 < L ? row[t + 3] : 0.f;
+    }
+  }
+  __device__ __forceinline__ void zero() { a = make_float4(0.f, 0.f, 0.f, 0.f); }
+  __device__ __forceinline__ float get(int i) const { return i == 0 ? a.x : i == 1 ? a.y : i == 2 ? a.z : a.w; }
+};
+
+// 16 bytes global -> shared, of which the first `bytes` are read and the rest zero-filled
+// (src need not be readable past them). Through L1, so that neighbours' copies share lines.
+__device__ __forceinline__ void cp_async16(void* smem_dst, const void* src, int bytes) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Wait until at most N of this thread's committed copy groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+__device__ __forceinline__ float4 ld4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ void st4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+__device__ __forceinline__ float get4(const float4& v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
+
+}  // namespace gm::cuda::scan::lean
