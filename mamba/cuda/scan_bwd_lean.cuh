@@ -13,7 +13,10 @@
 //   and states of one into registers (one exponential per element per pass) and runs
 //   the reverse recurrence over them;
 // - the per-step values of a channel (dt, dt u, dy, ...) are computed once, each lane
-//   doing 4 of the 16 steps from 4-wide row loads, and shared through shared memory;
+//   doing 4 of the 16 steps, and shared through shared memory; the lane's 4 steps of
+//   u, delta, dout, z are copied by cp.async into a two-slot ring one sub-chunk ahead
+//   (loads into registers were delayed by the compiler to their use: Nsight Compute
+//   showed long-scoreboard stalls);
 // - dB / dC: every 4 steps the block's 32 channels x 32 values per step are summed in
 //   channel order by one thread per (value, step): fixed order, no atomics.
 // B, C (and the reset flags, as a bit mask) of the next sub-chunk are staged into
@@ -38,13 +41,50 @@ static_assert(kMaxState == 4 * kLanes && kMainThreads == 2 * kMaxState * kGroup,
 // Per-step values of a channel, staged in shared memory.
 enum StageQuantity { kQdt = 0, kQx, kQdy, kQu, kQdtg, kQgz, kStageQuantities };
 
+// 4 steps of one row as stored: 8 bytes of bf16, 16 of f32.
+template <class T>
+struct Slot4 {
+  uint32_t w[sizeof(T)];
+};
+enum RingRow { kRu = 0, kRd, kRg, kRz, kRingRows };
+
+template <class T>
 struct MainSmem {
   float4 ckpt[kSubsPerChunk][kMainThreads];               // state before each sub-chunk (a lane's 4)
   float tile[2][2][kStep][kMaxState];                     // [buffer][B or C][step][state]
   float stage[kStageQuantities][kMainChannels][kStagePitch];
   float red[kGroup][kRedPitch];                           // [step][channel * 32 + (value ^ swizzle)]
+  Slot4<T> ring[kRingRows][2][kMainThreads];              // [row][slot][thread]
   uint32_t resets[2];                                     // reset bits of the staged sub-chunk
 };
+
+// Start copying row[t .. t+4) (0 past lim) into dst; rows that are not 16-byte aligned
+// are loaded synchronously instead.
+template <class T>
+__device__ __forceinline__ void issue_slice4(Slot4<T>& dst, const T* row, int64_t t, int64_t lim, bool aligned) {
+  if (aligned) {
+    const int64_t n = lim - t;
+    const int bytes = n <= 0 ? 0 : static_cast<int>((n < 4 ? n : 4) * static_cast<int64_t>(sizeof(T)));
+    const void* src = bytes > 0 ? static_cast<const void*>(row + t) : static_cast<const void*>(row);
+    const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(&dst));
+    if constexpr (sizeof(T) == 2)
+      asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(d), "l"(src), "r"(bytes) : "memory");
+    else
+      asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(bytes) : "memory");
+  } else {
+    Raw4<T> r;
+    r.load(row, t, lim, false);
+    static_assert(sizeof(Raw4<T>) == sizeof(Slot4<T>), "a slot holds one Raw4");
+    memcpy(&dst, &r, sizeof r);
+  }
+}
+
+template <class T>
+__device__ __forceinline__ Raw4<T> read_slice4(const Slot4<T>& src) {
+  Raw4<T> r;
+  memcpy(&r, &src, sizeof r);
+  return r;
+}
 
 // Threads 0..63 each stage 8 steps of one row of B (0..31) or C (32..63); warp 0 the
 // reset mask.
@@ -69,7 +109,7 @@ struct MainStager {
       reset = p.starts && t < tend && p.starts[b * p.starts_bs + t];
     }
   }
-  __device__ __forceinline__ void store(MainSmem& s, int buf) const {
+  __device__ __forceinline__ void store(MainSmem<T>& s, int buf) const {
     const int tid = threadIdx.x;
     if (tid < 4 * kMaxState) {
       const int m = tid / (2 * kMaxState), n = (tid / 2) % kMaxState, half = tid % 2;
@@ -134,7 +174,7 @@ __device__ __forceinline__ void recompute16(const float (&hs)[4], const float (&
 template <class T, bool kHasZ>
 __global__ void __launch_bounds__(kMainThreads, 2) bwd_main_kernel(Params p, BwdArgs o) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  MainSmem& s = *reinterpret_cast<MainSmem*>(smem_raw);
+  MainSmem<T>& s = *reinterpret_cast<MainSmem<T>*>(smem_raw);
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int q = lane % kLanes;
   const int chl = warp * (32 / kLanes) + lane / kLanes;
@@ -165,12 +205,20 @@ __global__ void __launch_bounds__(kMainThreads, 2) bwd_main_kernel(Params p, Bwd
   float* st_dy = s.stage[kQdy][chl];
 
   // ---- Phase 1: the state before every sub-chunk, forwards from the saved chunk start.
+  // The lane's 4 steps of sub-chunk ts into ring slot `slot`: u, delta (and dout, z).
+  auto issue = [&](int slot, int64_t ts, bool backward) {
+    issue_slice4(s.ring[kRu][slot][tid], urow, ts + own, lim, p.aligned);
+    issue_slice4(s.ring[kRd][slot][tid], drow, ts + own, lim, p.aligned);
+    if (backward) {
+      issue_slice4(s.ring[kRg][slot][tid], grow, ts + own, lim, p.aligned);
+      if constexpr (kHasZ) issue_slice4(s.ring[kRz][slot][tid], zrow, ts + own, lim, p.aligned);
+    }
+    cp_async_commit();
+  };
   MainStager<T> stager;
   stager.load(p, b, t0, tend, false);
   stager.store(s, 0);
-  Raw4<T> ru, rd, rg, rz;
-  ru.load(urow, t0 + own, lim, p.aligned);
-  rd.load(drow, t0 + own, lim, p.aligned);
+  issue(0, t0, false);
   float h[4];
   {
     const float4 h4 = active ? ld4(o.starts + chunk_index(p, b, k, c, own)) : make_float4(0.f, 0.f, 0.f, 0.f);
@@ -182,6 +230,9 @@ __global__ void __launch_bounds__(kMainThreads, 2) bwd_main_kernel(Params p, Bwd
     const int buf = j & 1;
     s.ckpt[j][tid] = make_float4(h[0], h[1], h[2], h[3]);
     if (j + 1 < subs) stager.load(p, b, ts + kStep, tend, false);
+    cp_async_wait<0>();
+    const Raw4<T> ru = read_slice4(s.ring[kRu][j & 1][tid]), rd = read_slice4(s.ring[kRd][j & 1][tid]);
+    if (j + 1 < subs) issue((j + 1) & 1, ts + kStep, false);
     {
       float dt4[4], x4[4];
 #pragma unroll
@@ -193,10 +244,6 @@ __global__ void __launch_bounds__(kMainThreads, 2) bwd_main_kernel(Params p, Bwd
       }
       st4(st_dt + own, make_float4(dt4[0], dt4[1], dt4[2], dt4[3]));
       st4(st_x + own, make_float4(x4[0], x4[1], x4[2], x4[3]));
-    }
-    if (j + 1 < subs) {
-      ru.load(urow, ts + kStep + own, lim, p.aligned);
-      rd.load(drow, ts + kStep + own, lim, p.aligned);
     }
     __syncwarp();
     const uint32_t resets = s.resets[buf];
@@ -213,10 +260,7 @@ __global__ void __launch_bounds__(kMainThreads, 2) bwd_main_kernel(Params p, Bwd
     const int64_t tl = t0 + static_cast<int64_t>(subs - 1) * kStep;
     stager.load(p, b, tl, tend, true);
     stager.store(s, (subs - 1) & 1);
-    ru.load(urow, tl + own, lim, p.aligned);
-    rd.load(drow, tl + own, lim, p.aligned);
-    rg.load(grow, tl + own, lim, p.aligned);
-    if constexpr (kHasZ) rz.load(zrow, tl + own, lim, p.aligned);
+    issue((subs - 1) & 1, tl, true);  // phase 1's copies have all completed
   }
   float g[4];
   {
@@ -235,6 +279,12 @@ __global__ void __launch_bounds__(kMainThreads, 2) bwd_main_kernel(Params p, Bwd
     const int64_t ts = t0 + static_cast<int64_t>(j) * kStep;
     const int buf = j & 1;
     if (j > 0) stager.load(p, b, ts - kStep, tend, true);
+    cp_async_wait<0>();
+    const Raw4<T> ru = read_slice4(s.ring[kRu][buf][tid]), rd = read_slice4(s.ring[kRd][buf][tid]);
+    const Raw4<T> rg = read_slice4(s.ring[kRg][buf][tid]);
+    Raw4<T> rz;
+    if constexpr (kHasZ) rz = read_slice4(s.ring[kRz][buf][tid]);
+    if (j > 0) issue(buf ^ 1, ts - kStep, true);
     {
       float v[kStageQuantities][4];
 #pragma unroll
@@ -260,13 +310,6 @@ __global__ void __launch_bounds__(kMainThreads, 2) bwd_main_kernel(Params p, Bwd
 #pragma unroll
       for (int m = 0; m < kStageQuantities; ++m)
         st4(s.stage[m][chl] + own, make_float4(v[m][0], v[m][1], v[m][2], v[m][3]));
-    }
-    if (j > 0) {
-      const int64_t tp = ts - kStep + own;
-      ru.load(urow, tp, lim, p.aligned);
-      rd.load(drow, tp, lim, p.aligned);
-      rg.load(grow, tp, lim, p.aligned);
-      if constexpr (kHasZ) rz.load(zrow, tp, lim, p.aligned);
     }
     __syncwarp();
     const uint32_t resets = s.resets[buf];

@@ -6,7 +6,10 @@
 //   two-slot ring in shared memory by cp.async, one slice ahead of their use;
 // - one test per 8-step slice for document starts and the sequence end: a slice with
 //   neither (nearly all) runs as straight-line code, no branch per step;
-// - branch-free softplus / SiLU (scan_lean_common.cuh).
+// - branch-free softplus / SiLU (scan_lean_common.cuh);
+// - B / C tiles kept as loaded (bf16 stays bf16: half the shared-memory loads of f32
+//   tiles on the MIO queue these kernels wait on, for two integer ops per value);
+// - kPoly of the 16 exponentials per step on the FMA pipe (0: none).
 // Reset flags are staged as bit masks (one bit per step of the tile).
 #pragma once
 
@@ -59,9 +62,10 @@ __device__ __forceinline__ Raw8<T> read_slice(const RowSlot<T>& src) {
   return r;
 }
 
+template <class T>
 struct FwdTile {
-  float B[2][kFwdTile][kMaxState];  // [buffer][step][state]
-  float C[2][kFwdTile][kMaxState];
+  T B[2][kFwdTile][kMaxState];  // [buffer][step][state], as stored
+  T C[2][kFwdTile][kMaxState];
   uint32_t resets[2][kFwdTile / 32];  // bit i of word w: step 32 w + i of the tile starts a document
 };
 
@@ -86,12 +90,12 @@ struct FwdTileStager {
       reset = p.starts && t < tend && p.starts[batch * p.starts_bs + t];
     }
   }
-  __device__ __forceinline__ void store(FwdTile& s, int buf) const {
+  __device__ __forceinline__ void store(FwdTile<T>& s, int buf) const {
     const int n = threadIdx.x % kMaxState, g = threadIdx.x / kMaxState;
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      if constexpr (kB) s.B[buf][g * 8 + j][n] = b.get(j);
-      if constexpr (kC) s.C[buf][g * 8 + j][n] = c.get(j);
+    for (int j = 0; j < 8; ++j) {  // get() is exact, so converting back is too
+      if constexpr (kB) s.B[buf][g * 8 + j][n] = from_f<T>(b.get(j));
+      if constexpr (kC) s.C[buf][g * 8 + j][n] = from_f<T>(c.get(j));
     }
     if (threadIdx.x < kFwdTile) {  // warps 0 and 1, whole warps
       const uint32_t m = __ballot_sync(0xffffffffu, reset);
@@ -100,26 +104,27 @@ struct FwdTileStager {
   }
 };
 
-__device__ __forceinline__ uint32_t slice_resets(const FwdTile& s, int buf, int sub) {
+template <class T>
+__device__ __forceinline__ uint32_t slice_resets(const FwdTile<T>& s, int buf, int sub) {
   return (s.resets[buf][sub / 32] >> (sub % 32)) & 0xffu;
 }
 
 // One recurrence step of 16 states; returns sum_n C h when kWithC (four partial sums).
-template <bool kWithC>
+template <bool kWithC, int kPoly, class T>
 __device__ __forceinline__ float step16(float (&h)[kMaxState], const float (&A2)[kMaxState], float dt, float x,
-                                        const float* Bs, const float* Cs) {
+                                        const T* Bs, const T* Cs) {
+  float bv[kMaxState], cv[kMaxState];
+  row16(Bs, bv);
+  if constexpr (kWithC) row16(Cs, cv);
   float yq[kMaxState / 4];
 #pragma unroll
   for (int q = 0; q < kMaxState / 4; ++q) {
-    const float4 bq = ld4(Bs + 4 * q);
-    float4 cq = make_float4(0.f, 0.f, 0.f, 0.f);
-    if constexpr (kWithC) cq = ld4(Cs + 4 * q);
     float y = 0.f;
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
       const int n = 4 * q + r;
-      h[n] = fmaf(ex2_approx(dt * A2[n]), h[n], x * get4(bq, r));
-      if constexpr (kWithC) y = fmaf(get4(cq, r), h[n], y);
+      h[n] = fmaf(exp2_state<kPoly>(dt * A2[n], n), h[n], x * bv[n]);
+      if constexpr (kWithC) y = fmaf(cv[n], h[n], y);
     }
     yq[q] = y;
   }
@@ -128,12 +133,12 @@ __device__ __forceinline__ float step16(float (&h)[kMaxState], const float (&A2)
 
 // 8 forward steps. kCheck: some step of the slice is past the chunk end (valid < 8) or
 // starts a document (bit i of resets); otherwise straight-line code.
-template <bool kCheck, bool kOutput, bool kHasZ, class T>
+template <bool kCheck, bool kOutput, bool kHasZ, int kPoly, class T>
 __device__ __forceinline__ void fwd_slice(float (&h)[kMaxState], const float (&A2)[kMaxState], float bias,
                                           float dskip, bool sp, const Raw8<T>& ru, const Raw8<T>& rd,
-                                          const Raw8<T>& rz, const float (*Bs)[kMaxState],
-                                          const float (*Cs)[kMaxState], uint32_t resets, int valid, float (&ov)[8],
-                                          float& dtsum, bool& reset_seen) {
+                                          const Raw8<T>& rz, const T (*Bs)[kMaxState], const T (*Cs)[kMaxState],
+                                          uint32_t resets, int valid, float (&ov)[8], float& dtsum,
+                                          bool& reset_seen) {
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
     ov[i] = 0.f;
@@ -147,7 +152,7 @@ __device__ __forceinline__ void fwd_slice(float (&h)[kMaxState], const float (&A
       for (int n = 0; n < kMaxState; ++n) h[n] = 0.f;
     }
     if constexpr (kOutput) {
-      float y = step16<true>(h, A2, dt, x, Bs[i], Cs[i]);
+      float y = step16<true, kPoly>(h, A2, dt, x, Bs[i], Cs[i]);
       y = fmaf(dskip, uu, y);
       if constexpr (kHasZ) {
         const float zz = rz.get(i);
@@ -156,7 +161,7 @@ __device__ __forceinline__ void fwd_slice(float (&h)[kMaxState], const float (&A
       ov[i] = y;
     } else {
       dtsum += dt;
-      step16<false>(h, A2, dt, x, Bs[i], nullptr);
+      step16<false, kPoly, T>(h, A2, dt, x, Bs[i], nullptr);
     }
   }
 }
@@ -165,13 +170,13 @@ __device__ __forceinline__ void fwd_slice(float (&h)[kMaxState], const float (&A
 // otherwise the chunk summary (E, P), as scan_fwd_summary_kernel.
 // Blocks per SM the register budget is sized for: the output pass keeps C, z and y live
 // as well (128 registers without spills), the summaries need fewer (96).
-template <class T, bool kOutput, bool kHasZ>
+template <class T, bool kOutput, bool kHasZ, int kPoly>
 __global__ void __launch_bounds__(kFwdThreads, kOutput ? 4 : 5) fwd_chunk_kernel(Params p, const float* __restrict__ starts,
                                                                 T* __restrict__ out, int64_t out_bs, int64_t out_cs,
                                                                 float* __restrict__ h_last, float* __restrict__ E,
                                                                 float* __restrict__ P) {
   constexpr int kRows = kHasZ ? 3 : 2;  // u, delta (, z)
-  __shared__ __align__(16) FwdTile s;
+  __shared__ __align__(16) FwdTile<T> s;
   __shared__ __align__(16) RowRing<T, kRows> ring;
   const int tid = threadIdx.x;
   const int64_t k = blockIdx.x, b = blockIdx.z;
@@ -222,11 +227,11 @@ __global__ void __launch_bounds__(kFwdThreads, kOutput ? 4 : 5) fwd_chunk_kernel
       const int valid = static_cast<int>(tend - tt - sub < 8 ? tend - tt - sub : 8);
       float ov[8];
       if (resets == 0 && valid == 8)
-        fwd_slice<false, kOutput, kHasZ>(h, A2, bias, dskip, sp, ru, rd, rz, s.B[buf] + sub, s.C[buf] + sub, resets,
-                                         valid, ov, dtsum, reset_seen);
+        fwd_slice<false, kOutput, kHasZ, kPoly>(h, A2, bias, dskip, sp, ru, rd, rz, s.B[buf] + sub, s.C[buf] + sub,
+                                                resets, valid, ov, dtsum, reset_seen);
       else
-        fwd_slice<true, kOutput, kHasZ>(h, A2, bias, dskip, sp, ru, rd, rz, s.B[buf] + sub, s.C[buf] + sub, resets,
-                                        valid, ov, dtsum, reset_seen);
+        fwd_slice<true, kOutput, kHasZ, kPoly>(h, A2, bias, dskip, sp, ru, rd, rz, s.B[buf] + sub, s.C[buf] + sub,
+                                               resets, valid, ov, dtsum, reset_seen);
       if constexpr (kOutput) store_row8(orow, tt + sub, lim, p.aligned, ov);
     }
     if (more_tiles) stager.store(s, buf ^ 1);
@@ -250,10 +255,10 @@ __global__ void __launch_bounds__(kFwdThreads, kOutput ? 4 : 5) fwd_chunk_kernel
 }
 
 // 8 reverse steps of the backward chunk summary (last step first); kCheck as fwd_slice.
-template <bool kCheck, bool kHasZ, class T>
+template <bool kCheck, bool kHasZ, int kPoly, class T>
 __device__ __forceinline__ void bwd_summary_slice(float (&g)[kMaxState], const float (&A2)[kMaxState], float bias,
                                                   bool sp, const Raw8<T>& rd, const Raw8<T>& rg, const Raw8<T>& rz,
-                                                  const float (*Cs)[kMaxState], uint32_t resets, int valid,
+                                                  const T (*Cs)[kMaxState], uint32_t resets, int valid,
                                                   float& dtsum, bool& reset_seen) {
 #pragma unroll
   for (int i = 7; i >= 0; --i) {
@@ -267,27 +272,24 @@ __device__ __forceinline__ void bwd_summary_slice(float (&g)[kMaxState], const f
     dtsum += dt;
     const bool reset = kCheck && ((resets >> i) & 1u);
     reset_seen |= reset;
+    float cv[kMaxState];
+    row16(Cs[i], cv);
 #pragma unroll
-    for (int q = 0; q < kMaxState / 4; ++q) {
-      const float4 cq = ld4(Cs[i] + 4 * q);
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const int n = 4 * q + r;
-        float a = ex2_approx(dt * A2[n]);
-        if (kCheck) a = reset ? 0.f : a;
-        g[n] = a * fmaf(dy, get4(cq, r), g[n]);
-      }
+    for (int n = 0; n < kMaxState; ++n) {
+      float a = exp2_state<kPoly>(dt * A2[n], n);
+      if (kCheck) a = reset ? 0.f : a;
+      g[n] = a * fmaf(dy, cv[n], g[n]);
     }
   }
 }
 
 // Backward reverse chunk summary (chunks 1..K-1), as scan_bwd_summary_kernel.
-template <class T, bool kHasZ>
+template <class T, bool kHasZ, int kPoly>
 __global__ void __launch_bounds__(kFwdThreads, 5) bwd_summary_kernel(Params p, const void* dout, int64_t g_bs,
                                                                   int64_t g_cs, float* __restrict__ Q,
                                                                   float* __restrict__ P) {
   constexpr int kRows = kHasZ ? 3 : 2;  // delta, dout (, z)
-  __shared__ __align__(16) FwdTile s;
+  __shared__ __align__(16) FwdTile<T> s;
   __shared__ __align__(16) RowRing<T, kRows> ring;
   const int tid = threadIdx.x;
   const int64_t k = blockIdx.x + 1, b = blockIdx.z;
@@ -338,9 +340,11 @@ __global__ void __launch_bounds__(kFwdThreads, 5) bwd_summary_kernel(Params p, c
       const uint32_t resets = slice_resets(s, buf, sub);
       const int valid = static_cast<int>(tend - ts < 8 ? tend - ts : 8);
       if (resets == 0 && valid == 8)
-        bwd_summary_slice<false, kHasZ>(g, A2, bias, sp, rd, rg, rz, s.C[buf] + sub, resets, valid, dtsum, reset_seen);
+        bwd_summary_slice<false, kHasZ, kPoly>(g, A2, bias, sp, rd, rg, rz, s.C[buf] + sub, resets, valid, dtsum,
+                                               reset_seen);
       else
-        bwd_summary_slice<true, kHasZ>(g, A2, bias, sp, rd, rg, rz, s.C[buf] + sub, resets, valid, dtsum, reset_seen);
+        bwd_summary_slice<true, kHasZ, kPoly>(g, A2, bias, sp, rd, rg, rz, s.C[buf] + sub, resets, valid, dtsum,
+                                              reset_seen);
     }
     if (more_tiles) stager.store(s, buf ^ 1);
     __syncthreads();

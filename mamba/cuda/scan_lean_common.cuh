@@ -8,6 +8,11 @@
 // kernels test for resets and the sequence end once per slice and run a straight-line
 // body when neither occurs.
 //
+// exp2 on the FMA pipe: the thread-per-channel kernels wait mostly on the MIO queue, which
+// the special-function unit shares with shared-memory loads; a degree-5 polynomial
+// (about 11 FMA-pipe instructions, relative error ~2e-7, as ex2.approx) for some of the
+// 16 states per step takes exponentials off that queue.
+//
 // Asynchronous copies (cp.async): a row slice loaded into registers "ahead" can be moved
 // by the compiler next to its use when registers are short (Nsight Compute showed the
 // thread-per-channel kernels stalled on global loads most of the time); a copy into
@@ -33,6 +38,51 @@ __device__ __forceinline__ float sigmoid(float x) { return __fdividef(1.f, 1.f +
 __device__ __forceinline__ float dt_of(float raw, bool sp) { return sp ? softplus(raw) : raw; }
 __device__ __forceinline__ float dt_grad(float raw, bool sp) {
   return sp ? (raw > 20.f ? 1.f : sigmoid(raw)) : 1.f;
+}
+
+// 2^x with FMA-pipe instructions only: x = j + f (j integer, |f| <= 1/2), 2^f by a
+// degree-5 minimax polynomial, 2^j added into the exponent bits. x is clamped to
+// [-125, 126], so the result stays a normal float (2^-125 where ex2.approx.ftz gives 0:
+// far below anything the recurrence resolves).
+__device__ __forceinline__ float exp2_fma(float x) {
+  x = fminf(fmaxf(x, -125.f), 126.f);
+  const float shifted = x + 12582912.f;  // 1.5 * 2^23: rounds x to an integer in the low bits
+  const float j = shifted - 12582912.f;
+  const float f = x - j;
+  float p = 1.328230486e-03f;
+  p = fmaf(p, f, 9.675589390e-03f);
+  p = fmaf(p, f, 5.550695211e-02f);
+  p = fmaf(p, f, 2.402211875e-01f);
+  p = fmaf(p, f, 6.931470037e-01f);
+  p = fmaf(p, f, 1.000000119e+00f);
+  return __int_as_float(__float_as_int(p) + (__float_as_int(shifted) << 23));
+}
+
+// 2^x for state n of 16, of which the last kPoly go to the FMA pipe.
+template <int kPoly>
+__device__ __forceinline__ float exp2_state(float x, int n) {
+  return n >= kMaxState - kPoly ? exp2_fma(x) : ex2_approx(x);
+}
+
+// 16 values (one step's B or C row) staged in shared memory as loaded, as f32.
+__device__ __forceinline__ void row16(const float* p, float (&v)[kMaxState]) {
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    const float4 f = reinterpret_cast<const float4*>(p)[q];
+    v[4 * q] = f.x; v[4 * q + 1] = f.y; v[4 * q + 2] = f.z; v[4 * q + 3] = f.w;
+  }
+}
+__device__ __forceinline__ void row16(const bf16_t* p, float (&v)[kMaxState]) {
+#pragma unroll
+  for (int q = 0; q < 2; ++q) {
+    const uint4 r = reinterpret_cast<const uint4*>(p)[q];
+    const uint32_t w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      v[8 * q + 2 * i] = __uint_as_float(w[i] << 16);
+      v[8 * q + 2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+  }
 }
 
 // 4 consecutive elements of a row as loaded (converted to f32 when read), 0 past L.

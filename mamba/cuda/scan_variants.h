@@ -25,6 +25,9 @@ enum class ScanVariant : int {
   kLean = 2,
   // The pipelined forward with kLean's backward. The default (scan_variants().front()).
   kLeanBackward = 3,
+  // kLean with 4 of the 16 exponentials per step of the thread-per-channel kernels on
+  // the FMA pipe (those kernels wait on the queue the special-function unit shares).
+  kLeanPoly = 4,
 };
 
 const char* scan_variant_name(ScanVariant v);

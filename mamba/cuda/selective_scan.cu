@@ -31,10 +31,14 @@ int64_t num_chunks(int64_t L) { return (L + kChunk - 1) / kChunk; }
 
 // Which kernel family runs the forward and which the backward (its reverse summary and
 // main kernel); a backward without `saved` recomputes the states with the forward's.
-enum class Family { kReference, kPipelined, kLean };
+// kLeanPoly: the lean kernels with kPoly of the 16 exponentials per step of the
+// thread-per-channel kernels on the FMA pipe.
+enum class Family { kReference, kPipelined, kLean, kLeanPoly };
 struct Kernels {
   Family fwd, bwd;
 };
+constexpr int kPoly = 4;
+bool is_lean(Family f) { return f == Family::kLean || f == Family::kLeanPoly; }
 
 Kernels kernels_of(ScanVariant v) {
   switch (v) {
@@ -42,6 +46,7 @@ Kernels kernels_of(ScanVariant v) {
     case ScanVariant::kPipelined: return {Family::kPipelined, Family::kPipelined};
     case ScanVariant::kLean: return {Family::kLean, Family::kLean};
     case ScanVariant::kLeanBackward: return {Family::kPipelined, Family::kLean};
+    case ScanVariant::kLeanPoly: return {Family::kLeanPoly, Family::kLeanPoly};
   }
   throw std::invalid_argument("gm::cuda::selective_scan: unknown scan variant");
 }
@@ -154,7 +159,11 @@ void chunk_start_states(CudaContext& c, const Params& p, const float* h0, float*
             <<<grid, scan::kFwdThreads, 0, c.stream()>>>(p, nullptr, nullptr, 0, 0, nullptr, e, pp);
         break;
       case Family::kLean:
-        scan::lean::fwd_chunk_kernel<T, false, false>
+        scan::lean::fwd_chunk_kernel<T, false, false, 0>
+            <<<grid, scan::kFwdThreads, 0, c.stream()>>>(p, nullptr, nullptr, 0, 0, nullptr, e, pp);
+        break;
+      case Family::kLeanPoly:
+        scan::lean::fwd_chunk_kernel<T, false, false, kPoly>
             <<<grid, scan::kFwdThreads, 0, c.stream()>>>(p, nullptr, nullptr, 0, 0, nullptr, e, pp);
         break;
     }
@@ -179,7 +188,11 @@ void launch_output(CudaContext& c, const Params& p, const float* starts, T* o, i
           <<<grid, th, 0, c.stream()>>>(p, starts, o, o_bs, o_cs, hl, nullptr, nullptr);
       break;
     case Family::kLean:
-      scan::lean::fwd_chunk_kernel<T, true, kHasZ>
+      scan::lean::fwd_chunk_kernel<T, true, kHasZ, 0>
+          <<<grid, th, 0, c.stream()>>>(p, starts, o, o_bs, o_cs, hl, nullptr, nullptr);
+      break;
+    case Family::kLeanPoly:
+      scan::lean::fwd_chunk_kernel<T, true, kHasZ, kPoly>
           <<<grid, th, 0, c.stream()>>>(p, starts, o, o_bs, o_cs, hl, nullptr, nullptr);
       break;
   }
@@ -221,7 +234,11 @@ void bwd_launch(CudaContext& c, const Params& p, const scan::BwdArgs& o, float* 
         scan::fast::bwd_summary_kernel<T, kHasZ><<<grid, th, 0, c.stream()>>>(p, o.dout, o.g_bs, o.g_cs, Q, P);
         break;
       case Family::kLean:
-        scan::lean::bwd_summary_kernel<T, kHasZ><<<grid, th, 0, c.stream()>>>(p, o.dout, o.g_bs, o.g_cs, Q, P);
+        scan::lean::bwd_summary_kernel<T, kHasZ, 0><<<grid, th, 0, c.stream()>>>(p, o.dout, o.g_bs, o.g_cs, Q, P);
+        break;
+      case Family::kLeanPoly:
+        scan::lean::bwd_summary_kernel<T, kHasZ, kPoly>
+            <<<grid, th, 0, c.stream()>>>(p, o.dout, o.g_bs, o.g_cs, Q, P);
         break;
     }
     GM_CUDA_CHECK_LAUNCH();
@@ -229,8 +246,8 @@ void bwd_launch(CudaContext& c, const Params& p, const scan::BwdArgs& o, float* 
   scan::scan_bwd_combine_kernel<<<state_blocks(p), 256, 0, c.stream()>>>(p, Q, P, carry);
   GM_CUDA_CHECK_LAUNCH();
   const dim3 grid(static_cast<unsigned>(p.chunks), static_cast<unsigned>(o.groups), static_cast<unsigned>(p.batch));
-  if (fam == Family::kLean) {
-    const size_t smem = sizeof(scan::lean::MainSmem);
+  if (is_lean(fam)) {
+    const size_t smem = sizeof(scan::lean::MainSmem<T>);
     GM_CUDA_CHECK(cudaFuncSetAttribute(scan::lean::bwd_main_kernel<T, kHasZ>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     scan::lean::bwd_main_kernel<T, kHasZ><<<grid, scan::lean::kMainThreads, smem, c.stream()>>>(p, o);
@@ -257,7 +274,7 @@ void bwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, const Te
   const float* starts = nullptr;
   // The lean main kernel reads the saved states 4 at a time: a view that is not 16-byte
   // aligned is recomputed instead (bitwise the same states).
-  if (saved && kern.bwd == Family::kLean && reinterpret_cast<uintptr_t>(saved->raw()) % 16 != 0) saved = nullptr;
+  if (saved && is_lean(kern.bwd) && reinterpret_cast<uintptr_t>(saved->raw()) % 16 != 0) saved = nullptr;
   if (saved) {
     starts = saved->data<float>();
   } else {
@@ -340,12 +357,14 @@ const char* scan_variant_name(ScanVariant v) {
     case ScanVariant::kPipelined: return "pipelined";
     case ScanVariant::kLean: return "lean";
     case ScanVariant::kLeanBackward: return "lean-backward";
+    case ScanVariant::kLeanPoly: return "lean-poly";
   }
   return "?";
 }
 
 std::vector<ScanVariant> scan_variants() {
-  return {ScanVariant::kLeanBackward, ScanVariant::kLean, ScanVariant::kPipelined, ScanVariant::kReference};
+  return {ScanVariant::kLeanBackward, ScanVariant::kLean, ScanVariant::kLeanPoly, ScanVariant::kPipelined,
+          ScanVariant::kReference};
 }
 
 void selective_scan_fwd_variant(Context& ctx, ScanVariant v, const ScanInputs& in, Tensor& out, Tensor* h_last,
