@@ -111,4 +111,18 @@ void adamw(Context& ctx, Tensor& param, const Tensor& grad, Tensor& m, Tensor& v
   GM_DISPATCH(adamw, param, grad, m, v, s);
 }
 
+void add_rmsnorm_fwd_out(Context& ctx, const Tensor* x, const Tensor& residual_in, Tensor& residual_out,
+                         const Tensor& weight, float eps, Tensor& out, Tensor& rstd) {
+  GM_DISPATCH(add_rmsnorm_fwd_out, x, residual_in, residual_out, weight, eps, out, rstd);
+}
+void add_rmsnorm_bwd_act(Context& ctx, const Tensor& dout, const Tensor& residual, const Tensor& weight,
+                         const Tensor& rstd, Tensor& dresidual, Tensor& dweight, Tensor& dresidual_act) {
+  GM_DISPATCH(add_rmsnorm_bwd_act, dout, residual, weight, rstd, dresidual, dweight, dresidual_act);
+}
+void lm_head_cross_entropy(Context& ctx, const Tensor& h, const Tensor& weight, const Tensor& targets,
+                           const Tensor* flags, float soft_weight, float grad_scale, Tensor& losses, Tensor& dh,
+                           Tensor& dweight) {
+  GM_DISPATCH(lm_head_cross_entropy, h, weight, targets, flags, soft_weight, grad_scale, losses, dh, dweight);
+}
+
 }  // namespace gm::ops
