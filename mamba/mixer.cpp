@@ -11,37 +11,15 @@
 
 namespace gm {
 
-MixerActivations MixerActivations::allocate(Context& ctx, const MixerDims& m, bool for_training) {
+MixerActivations MixerActivations::allocate_inference(Context& ctx, const MixerDims& m) {
   const DType act = ctx.act_dtype();
-  const Tensor::Shape channel_major = {m.batch, m.d_inner, m.length};
   MixerActivations a;
-  a.x = ctx.empty(channel_major, act);
-  a.z = ctx.empty(channel_major, act);
-  a.xc = ctx.empty(channel_major, act);
-  a.delta = ctx.empty(channel_major, act);
-  a.y = ctx.empty(channel_major, act);
+  a.xz = ctx.empty({m.batch, 2 * m.d_inner, m.length}, act);
+  a.xc = ctx.empty({m.batch, m.d_inner, m.length}, act);
+  a.delta = ctx.empty({m.batch, m.d_inner, m.length}, act);
+  a.y = a.x();
   a.x_dbl = ctx.empty({m.batch, m.dt_rank + 2 * m.d_state, m.length}, act);
   a.A = ctx.empty({m.d_inner, m.d_state}, DType::F32);
-  if (for_training) {
-    const int64_t n = ops::selective_scan_saved_numel(ctx, m.batch, m.d_inner, m.length, m.d_state);
-    a.scan_saved = ctx.empty({n}, DType::F32);
-  }
-  return a;
-}
-
-MixerActivations MixerActivations::allocate_saved(Context& ctx, const MixerDims& m, const MixerActivations& scratch) {
-  const DType act = ctx.act_dtype();
-  const Tensor::Shape channel_major = {m.batch, m.d_inner, m.length};
-  MixerActivations a;
-  a.x = ctx.empty(channel_major, act);
-  a.z = ctx.empty(channel_major, act);
-  a.xc = scratch.xc;
-  a.delta = scratch.delta;
-  a.y = ctx.empty(channel_major, act);
-  a.x_dbl = ctx.empty({m.batch, m.dt_rank + 2 * m.d_state, m.length}, act);
-  a.A = ctx.empty({m.d_inner, m.d_state}, DType::F32);
-  const int64_t n = ops::selective_scan_saved_numel(ctx, m.batch, m.d_inner, m.length, m.d_state);
-  a.scan_saved = ctx.empty({n}, DType::F32);
   return a;
 }
 
@@ -49,11 +27,9 @@ MixerGradWorkspace MixerGradWorkspace::allocate(Context& ctx, const MixerDims& m
   const DType act = ctx.act_dtype();
   const Tensor::Shape channel_major = {m.batch, m.d_inner, m.length};
   MixerGradWorkspace w;
-  w.dy = ctx.empty(channel_major, act);
+  w.dxz = ctx.empty({m.batch, 2 * m.d_inner, m.length}, act);
   w.dxc = ctx.empty(channel_major, act);
   w.ddelta = ctx.empty(channel_major, act);
-  w.dx = ctx.empty(channel_major, act);
-  w.dz = ctx.empty(channel_major, act);
   w.dx_dbl = ctx.empty({m.batch, m.dt_rank + 2 * m.d_state, m.length}, act);
   w.dA = ctx.empty({m.d_inner, m.d_state}, DType::F32);
   w.dA_log = ctx.empty({m.d_inner, m.d_state}, DType::F32);
@@ -64,16 +40,16 @@ MixerGradWorkspace MixerGradWorkspace::allocate(Context& ctx, const MixerDims& m
 
 namespace {
 
-ScanInputs scan_inputs(const MixerParams& w_f32, const MixerActivations& act, const Tensor& Bm,
-                       const Tensor& Cm, const Tensor* seq_start, const Tensor* h0) {
+ScanInputs scan_inputs(const MixerParams& w_f32, const MixerActivations& act, const Tensor& u, const Tensor& z,
+                       const Tensor& Bm, const Tensor& Cm, const Tensor* seq_start, const Tensor* h0) {
   ScanInputs in;
-  in.u = &act.xc;
+  in.u = &u;
   in.delta = &act.delta;
   in.A = &act.A;
   in.B = &Bm;
   in.C = &Cm;
   in.Dskip = &w_f32.Dskip;
-  in.z = &act.z;
+  in.z = &z;
   in.delta_bias = &w_f32.dt_b;
   in.seq_start = seq_start;
   in.h0 = h0;
@@ -83,50 +59,56 @@ ScanInputs scan_inputs(const MixerParams& w_f32, const MixerActivations& act, co
 
 const Tensor* conv_bias_of(const MixerParams& w_f32) { return w_f32.conv_b.defined() ? &w_f32.conv_b : nullptr; }
 
+// in_proj: xz[b] (2D x L) = W_in (2D x d) @ h[b]^T, h[b] stored L x d.
+void in_proj(Context& ctx, const MixerDims& m, const MixerParams& w, const Tensor& h, MixerActivations& act) {
+  const int64_t L = m.length, d = m.d_model, D2 = 2 * m.d_inner;
+  ops::gemm(ctx, false, true, D2, L, d, 1.f, w.in_proj, d, 0, h, d, L * d, 0.f, act.xz, L, act.xz.stride(0), m.batch);
+}
+
 // dt_proj without its bias: delta[b] (D x L) = W_dt (D x R) @ dt_low[b], the first R rows of x_dbl[b].
 void dt_proj(Context& ctx, const MixerDims& m, const MixerParams& w, MixerActivations& act) {
-  const int64_t D = m.d_inner, L = m.length, R = m.dt_rank, X = R + 2 * m.d_state;
-  ops::gemm(ctx, false, false, D, L, R, 1.f, w.dt_w, R, 0, act.x_dbl, L, X * L, 0.f, act.delta, L, D * L, m.batch);
+  const int64_t D = m.d_inner, L = m.length, R = m.dt_rank;
+  ops::gemm(ctx, false, false, D, L, R, 1.f, w.dt_w, R, 0, act.x_dbl, L, act.x_dbl.stride(0), 0.f, act.delta, L,
+            act.delta.stride(0), m.batch);
 }
 
 }  // namespace
 
 void mixer_recompute_cheap(Context& ctx, const MixerDims& m, const MixerParams& w, const MixerParams& w_f32,
                            const Tensor* seq_start, MixerActivations& act) {
-  ops::conv1d_fwd(ctx, act.x, w_f32.conv_w, conv_bias_of(w_f32), seq_start, nullptr, true, act.xc, nullptr);
+  ops::conv1d_fwd(ctx, act.x(), w_f32.conv_w, conv_bias_of(w_f32), seq_start, nullptr, true, act.xc, nullptr);
   dt_proj(ctx, m, w, act);
 }
 
 void mixer_forward(Context& ctx, const MixerDims& m, const MixerParams& w, const MixerParams& w_f32,
                    const Tensor& h, const Tensor* seq_start, const MixerStreamState* stream,
-                   MixerActivations& act, Tensor& out) {
+                   MixerActivations& act, Tensor* out) {
   const int64_t Bn = m.batch, L = m.length, d = m.d_model, D = m.d_inner, N = m.d_state, R = m.dt_rank;
   const int64_t X = R + 2 * N;
 
-  // in_proj: x[b] (D x L) = W_x (D x d) @ h[b]^T, h[b] stored L x d; same for z with W_z.
-  const Tensor Wx = w.in_proj.narrow(0, 0, D);
-  const Tensor Wz = w.in_proj.narrow(0, D, D);
-  ops::gemm(ctx, false, true, D, L, d, 1.f, Wx, d, 0, h, d, L * d, 0.f, act.x, L, D * L, Bn);
-  ops::gemm(ctx, false, true, D, L, d, 1.f, Wz, d, 0, h, d, L * d, 0.f, act.z, L, D * L, Bn);
+  in_proj(ctx, m, w, h, act);
+  const Tensor x = act.x(), z = act.z();
 
   const Tensor* conv_bias = conv_bias_of(w_f32);
   if (stream) {
     // The op's state_in and state_out may not alias: continue through a fresh tensor.
     Tensor next = ctx.empty(stream->conv_state->shape(), DType::F32);
-    ops::conv1d_fwd(ctx, act.x, w_f32.conv_w, conv_bias, seq_start, stream->conv_state, true, act.xc, &next);
+    ops::conv1d_fwd(ctx, x, w_f32.conv_w, conv_bias, seq_start, stream->conv_state, true, act.xc, &next);
     ops::copy(ctx, next, *stream->conv_state);
   } else {
-    ops::conv1d_fwd(ctx, act.x, w_f32.conv_w, conv_bias, seq_start, nullptr, true, act.xc, nullptr);
+    ops::conv1d_fwd(ctx, x, w_f32.conv_w, conv_bias, seq_start, nullptr, true, act.xc, nullptr);
   }
+  // x is dead from here on: y may take its place.
 
   // x_proj: x_dbl[b] (X x L) = W_xp (X x D) @ xc[b] (D x L).
-  ops::gemm(ctx, false, false, X, L, D, 1.f, w.x_proj, D, 0, act.xc, L, D * L, 0.f, act.x_dbl, L, X * L, Bn);
+  ops::gemm(ctx, false, false, X, L, D, 1.f, w.x_proj, D, 0, act.xc, L, act.xc.stride(0), 0.f, act.x_dbl, L,
+            act.x_dbl.stride(0), Bn);
   dt_proj(ctx, m, w, act);
 
   ops::neg_exp(ctx, w_f32.A_log, act.A);
   const Tensor Bm = act.x_dbl.narrow(1, R, N);
   const Tensor Cm = act.x_dbl.narrow(1, R + N, N);
-  const ScanInputs in = scan_inputs(w_f32, act, Bm, Cm, seq_start, stream ? stream->ssm_state : nullptr);
+  const ScanInputs in = scan_inputs(w_f32, act, act.xc, z, Bm, Cm, seq_start, stream ? stream->ssm_state : nullptr);
   Tensor* saved = act.scan_saved.defined() ? &act.scan_saved : nullptr;
   if (stream) {
     Tensor h_last = ctx.empty(stream->ssm_state->shape(), DType::F32);
@@ -137,14 +119,15 @@ void mixer_forward(Context& ctx, const MixerDims& m, const MixerParams& w, const
   }
 
   // out_proj: out[b] (L x d) = y[b]^T (y[b] stored D x L) @ W_out^T (W_out stored d x D).
-  ops::gemm(ctx, true, true, L, d, D, 1.f, act.y, L, D * L, w.out_proj, D, 0, 0.f, out, d, L * d, Bn);
+  if (out)
+    ops::gemm(ctx, true, true, L, d, D, 1.f, act.y, L, act.y.stride(0), w.out_proj, D, 0, 0.f, *out, d, L * d, Bn);
 }
 
 void mixer_backward(Context& ctx, const MixerDims& m, const MixerParams& w, const MixerParams& w_f32,
-                    const MixerParams& g, const Tensor& h, const Tensor* seq_start,
-                    const MixerActivations& act, const Tensor& dout, MixerGradWorkspace& ws, Tensor& dh) {
+                    const MixerParams& g, const Tensor& h, const Tensor* seq_start, MixerActivations& act,
+                    const Tensor& dout, MixerGradWorkspace& ws, Tensor& dh) {
   const int64_t Bn = m.batch, L = m.length, d = m.d_model, D = m.d_inner, N = m.d_state, R = m.dt_rank;
-  const int64_t X = R + 2 * N;
+  const bool x_lost = act.y_overwrites_x();
 
   // Token-major inputs as [B, L, d] to address one batch row.
   const Tensor dout3 = dout.reshape({Bn, L, d});
@@ -155,15 +138,18 @@ void mixer_backward(Context& ctx, const MixerDims& m, const MixerParams& w, cons
     Tensor gw = g.out_proj;
     ops::gemm(ctx, true, true, d, D, L, 1.f, dout3[b], d, 0, act.y[b], L, 0, 1.f, gw, D, 0, 1);
   }
-  // dy[b] (D x L) = W_out^T (stored d x D) @ dout[b]^T (stored L x d).
-  ops::gemm(ctx, true, true, D, L, d, 1.f, w.out_proj, D, 0, dout, d, L * d, 0.f, ws.dy, L, D * L, Bn);
+  // dy[b] (D x L) = W_out^T (stored d x D) @ dout[b]^T (stored L x d), written over y.
+  Tensor dy = act.y;
+  ops::gemm(ctx, true, true, D, L, d, 1.f, w.out_proj, D, 0, dout, d, L * d, 0.f, dy, L, dy.stride(0), Bn);
 
-  // Selective scan: dB and dC land directly in their rows of dx_dbl.
+  // Selective scan: dB and dC land directly in their rows of dx_dbl, dz in its half of dxz.
   const Tensor Bm = act.x_dbl.narrow(1, R, N);
   const Tensor Cm = act.x_dbl.narrow(1, R + N, N);
+  const Tensor z = act.z();
   Tensor dBm = ws.dx_dbl.narrow(1, R, N);
   Tensor dCm = ws.dx_dbl.narrow(1, R + N, N);
-  const ScanInputs in = scan_inputs(w_f32, act, Bm, Cm, seq_start, nullptr);
+  Tensor dz = ws.dz();
+  const ScanInputs in = scan_inputs(w_f32, act, act.xc, z, Bm, Cm, seq_start, nullptr);
   ScanGrads sg;
   sg.du = &ws.dxc;
   sg.ddelta = &ws.ddelta;
@@ -171,15 +157,16 @@ void mixer_backward(Context& ctx, const MixerDims& m, const MixerParams& w, cons
   sg.dB = &dBm;
   sg.dC = &dCm;
   sg.dDskip = &ws.dDskip;
-  sg.dz = &ws.dz;
+  sg.dz = &dz;
   sg.ddelta_bias = &ws.ddt_b;
-  ops::selective_scan_bwd(ctx, in, act.scan_saved.defined() ? &act.scan_saved : nullptr, ws.dy, sg);
+  ops::selective_scan_bwd(ctx, in, act.scan_saved.defined() ? &act.scan_saved : nullptr, dy, sg);
   // A = -exp(A_log), so dA_log = dA * A.
   ops::mul(ctx, ws.dA, act.A, ws.dA_log);
   Tensor gA = g.A_log, gD = g.Dskip, gdtb = g.dt_b;
   ops::axpy(ctx, 1.f, ws.dA_log, gA);
   ops::axpy(ctx, 1.f, ws.dDskip, gD);
   ops::axpy(ctx, 1.f, ws.ddt_b, gdtb);
+  // delta, z and dy are dead from here on.
 
   // dt_proj. dW_dt (D x R) += ddelta[b] (D x L) @ dt_low[b]^T (stored R x L).
   for (int64_t b = 0; b < Bn; ++b) {
@@ -187,6 +174,7 @@ void mixer_backward(Context& ctx, const MixerDims& m, const MixerParams& w, cons
     ops::gemm(ctx, false, true, D, R, L, 1.f, ws.ddelta[b], L, 0, act.x_dbl[b], L, 0, 1.f, gw, R, 0, 1);
   }
   // d dt_low[b] (R x L) = W_dt^T (stored D x R) @ ddelta[b] (D x L), into rows 0..R of dx_dbl[b].
+  const int64_t X = R + 2 * N;
   ops::gemm(ctx, true, false, R, L, D, 1.f, w.dt_w, R, 0, ws.ddelta, L, D * L, 0.f, ws.dx_dbl, L, X * L, Bn);
 
   // x_proj. dW_xp (X x D) += dx_dbl[b] (X x L) @ xc[b]^T (stored D x L).
@@ -197,23 +185,21 @@ void mixer_backward(Context& ctx, const MixerDims& m, const MixerParams& w, cons
   // dxc[b] += W_xp^T (stored X x D) @ dx_dbl[b] (X x L): xc feeds both the scan and x_proj.
   ops::gemm(ctx, true, false, D, L, X, 1.f, w.x_proj, D, 0, ws.dx_dbl, L, X * L, 1.f, ws.dxc, L, D * L, Bn);
 
-  // Causal conv + SiLU.
+  // Causal conv + SiLU, from x (recomputed first when y took its place).
+  if (x_lost) in_proj(ctx, m, w, h, act);
+  Tensor dx = ws.dx();
   Tensor gconv_w = g.conv_w, gconv_b = g.conv_b;
-  ops::conv1d_bwd(ctx, ws.dxc, act.x, w_f32.conv_w, conv_bias_of(w_f32), seq_start, nullptr, true, ws.dx, gconv_w,
+  ops::conv1d_bwd(ctx, ws.dxc, act.x(), w_f32.conv_w, conv_bias_of(w_f32), seq_start, nullptr, true, dx, gconv_w,
                   g.conv_b.defined() ? &gconv_b : nullptr);
 
-  // in_proj. dW_x (D x d) += dx[b] (D x L) @ h[b] (L x d); dW_z likewise.
-  Tensor gWx = g.in_proj.narrow(0, 0, D);
-  Tensor gWz = g.in_proj.narrow(0, D, D);
+  // in_proj. dW_in (2D x d) += dxz[b] (2D x L) @ h[b] (L x d).
+  const int64_t D2 = 2 * D;
   for (int64_t b = 0; b < Bn; ++b) {
-    ops::gemm(ctx, false, false, D, d, L, 1.f, ws.dx[b], L, 0, h3[b], d, 0, 1.f, gWx, d, 0, 1);
-    ops::gemm(ctx, false, false, D, d, L, 1.f, ws.dz[b], L, 0, h3[b], d, 0, 1.f, gWz, d, 0, 1);
+    Tensor gw = g.in_proj;
+    ops::gemm(ctx, false, false, D2, d, L, 1.f, ws.dxz[b], L, 0, h3[b], d, 0, 1.f, gw, d, 0, 1);
   }
-  // dh[b] (L x d) = dx[b]^T (stored D x L) @ W_x (D x d) + dz[b]^T @ W_z.
-  const Tensor Wx = w.in_proj.narrow(0, 0, D);
-  const Tensor Wz = w.in_proj.narrow(0, D, D);
-  ops::gemm(ctx, true, false, L, d, D, 1.f, ws.dx, L, D * L, Wx, d, 0, 0.f, dh, d, L * d, Bn);
-  ops::gemm(ctx, true, false, L, d, D, 1.f, ws.dz, L, D * L, Wz, d, 0, 1.f, dh, d, L * d, Bn);
+  // dh[b] (L x d) = dxz[b]^T (stored 2D x L) @ W_in (2D x d).
+  ops::gemm(ctx, true, false, L, d, D2, 1.f, ws.dxz, L, D2 * L, w.in_proj, d, 0, 0.f, dh, d, L * d, Bn);
 }
 
 }  // namespace gm

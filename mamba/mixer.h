@@ -1,5 +1,5 @@
 // One Mamba-1 mixer (mamba_ssm's `Mamba` module, fast path) as calls to gm::ops:
-//   x = W_x h, z = W_z h            (in_proj, channel-major [B, D, L])
+//   [x; z] = W_in h                 (in_proj, one product into xz, channel-major [B, 2D, L])
 //   xc = silu(conv1d(x))            (depthwise causal conv, width K)
 //   [dt_low; B; C] = x_proj xc      ([B, R+2N, L]; B and C are views)
 //   delta = dt_proj dt_low          (bias and softplus are applied inside the scan)
@@ -8,9 +8,19 @@
 //
 // Conventions
 // - h, out, dout, dh: act, token-major and contiguous ([B*L, d] or [B, L, d]); every
-//   [B, C, L] activation is act; weights used
-//   as matrix operands (in_proj, x_proj, dt_proj, out_proj) are in the act dtype,
-//   the others f32. Gradients are f32 and ACCUMULATED into MixerParams of grads.
+//   [B, C, L] activation is act with unit inner stride (batch strides may be larger:
+//   x and z are the two halves of xz); weights used as matrix operands (in_proj,
+//   x_proj, dt_proj, out_proj) are in the act dtype, the others f32. Gradients are f32
+//   and ACCUMULATED into MixerParams of grads.
+// - The tensors of MixerActivations are views chosen by the caller (the model shares
+//   them between layers to keep memory low); the mixer only fixes the ORDER of their
+//   use, which makes these aliases safe:
+//     y may be x (the first half of xz): x is consumed by the conv before the scan
+//       writes y; mixer_backward then recomputes xz from h (the same product, bitwise
+//       the same values) when it needs x again;
+//     delta may be dx (the first half of MixerGradWorkspace::dxz): delta's last use is
+//       the scan backward, dx is written after it;
+//     mixer_backward overwrites y with dy (y is dead after out_proj's weight gradient).
 // - seq_start (u8 [B, L], 0/1) resets conv and scan at document starts.
 // - Streaming: conv_state [B, D, K-1] and ssm_state [B, D, N] (f32) are read as
 //   the state before position 0 and overwritten with the state after position L-1.
@@ -42,31 +52,32 @@ struct MixerParams {
   Tensor out_proj;  // [d, D]
 };
 
-// The forward's intermediate tensors: what the backward needs, and the scratch of
-// an inference pass (allocated once and reused by every layer).
+// The forward's intermediate tensors (see the aliasing rules above).
 struct MixerActivations {
-  Tensor x, z, xc, delta, y;  // act [B, D, L]
-  Tensor x_dbl;               // act [B, R+2N, L]
-  Tensor A;                   // f32 [D, N] = -exp(A_log)
-  Tensor scan_saved;          // f32, backend-defined (training only; may be undefined)
+  Tensor xz;                // act [B, 2D, L]: x = channels [0, D), z = channels [D, 2D)
+  Tensor xc, delta, y;      // act [B, D, L]
+  Tensor x_dbl;             // act [B, R+2N, L]
+  Tensor A;                 // f32 [D, N] = -exp(A_log)
+  Tensor scan_saved;        // f32, backend-defined (training only; may be undefined)
 
-  // Every tensor owned (scan_saved only for training).
-  static MixerActivations allocate(Context& ctx, const MixerDims& dims, bool for_training);
-  // What a training layer keeps: x, z, x_dbl, y, A and scan_saved are owned; xc and
-  // delta alias `scratch` (shared by all layers) because they are cheap to recompute
-  // (a depthwise conv, a rank-R product): mixer_recompute_cheap restores them before
-  // the backward. This is mamba_ssm's checkpoint level 1 and saves 2 of 7 [B, D, L]
-  // tensors per layer.
-  static MixerActivations allocate_saved(Context& ctx, const MixerDims& dims, const MixerActivations& scratch);
+  Tensor x() const { return xz.narrow(1, 0, xz.size(1) / 2); }
+  Tensor z() const { return xz.narrow(1, xz.size(1) / 2, xz.size(1) / 2); }
+  bool y_overwrites_x() const { return y.raw() == xz.raw(); }
+
+  // Inference scratch, reused by every layer: y is x (4 [B, D, L] tensors in all).
+  static MixerActivations allocate_inference(Context& ctx, const MixerDims& dims);
 };
 
 // Scratch of the backward pass, shared by every layer.
 struct MixerGradWorkspace {
-  Tensor dy, dxc, ddelta, dx, dz;  // act [B, D, L]
+  Tensor dxz;                      // act [B, 2D, L]: dx, dz (in_proj's output gradient)
+  Tensor dxc, ddelta;              // act [B, D, L]
   Tensor dx_dbl;                   // act [B, R+2N, L]
   Tensor dA, dA_log;               // f32 [D, N]
   Tensor dDskip, ddt_b;            // f32 [D]
 
+  Tensor dx() const { return dxz.narrow(1, 0, dxz.size(1) / 2); }
+  Tensor dz() const { return dxz.narrow(1, dxz.size(1) / 2, dxz.size(1) / 2); }
   static MixerGradWorkspace allocate(Context& ctx, const MixerDims& dims);
 };
 
@@ -75,22 +86,23 @@ struct MixerStreamState {
   Tensor* ssm_state = nullptr;   // f32 [B, D, N]
 };
 
-// out = mixer(h). `act` receives the intermediates (sized by MixerActivations::allocate;
-// scan_saved is filled when defined). stream may be null.
+// out = mixer(h); out may be null (a training recompute needs the activations only).
+// act.scan_saved is filled when defined. stream may be null.
 void mixer_forward(Context& ctx, const MixerDims& dims, const MixerParams& w, const MixerParams& w_f32,
                    const Tensor& h, const Tensor* seq_start, const MixerStreamState* stream,
-                   MixerActivations& act, Tensor& out);
+                   MixerActivations& act, Tensor* out);
 
-// Recomputes act.xc = silu(conv1d(act.x)) and act.delta = dt_proj(dt_low of act.x_dbl)
-// exactly as mixer_forward computed them (run without a stream state).
+// Recomputes act.xc = silu(conv1d(x)) and act.delta = dt_proj(dt_low of act.x_dbl)
+// exactly as mixer_forward computed them (run without a stream state). Needs x intact.
 void mixer_recompute_cheap(Context& ctx, const MixerDims& dims, const MixerParams& w, const MixerParams& w_f32,
                            const Tensor* seq_start, MixerActivations& act);
 
 // Backward of mixer_forward (run without a stream state) given its activations:
-// accumulates parameter gradients into g and overwrites dh with dL/dh.
-// w: act-dtype matrices; w_f32: the f32 parameters (A_log, conv, biases, D).
+// accumulates parameter gradients into g and overwrites dh with dL/dh. Overwrites act.y
+// (with dy), and act.xz when y overwrote x. w: act-dtype matrices; w_f32: the f32
+// parameters (A_log, conv, biases, D).
 void mixer_backward(Context& ctx, const MixerDims& dims, const MixerParams& w, const MixerParams& w_f32,
-                    const MixerParams& g, const Tensor& h, const Tensor* seq_start,
-                    const MixerActivations& act, const Tensor& dout, MixerGradWorkspace& ws, Tensor& dh);
+                    const MixerParams& g, const Tensor& h, const Tensor* seq_start, MixerActivations& act,
+                    const Tensor& dout, MixerGradWorkspace& ws, Tensor& dh);
 
 }  // namespace gm

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "mamba/device_memory.h"
 #include "mamba/ops.h"
 #include "mamba/optim.h"
 
@@ -45,9 +46,10 @@ std::vector<ParamSpec> parameter_specs(const ModelConfig& c) {
 
 struct MambaModel::SavedLayer {
   // The input of this layer's norm (after the residual add), f32 [M, d]: the norm's
-  // output and rstd are recomputed from it in the backward.
+  // output and rstd are recomputed from it in the backward. Undefined for layer 0, whose
+  // input (the embedding output) is gathered again instead.
   Tensor residual;
-  // Mixer intermediates (MixerActivations::allocate_saved); undefined when recomputed.
+  // Views: storage of this layer (saved) or the shared recompute buffers (recomputed).
   MixerActivations act;
   bool recompute = false;
 };
@@ -140,109 +142,185 @@ void check_token_tensor(Context& ctx, const Tensor& tokens) {
 
 }  // namespace
 
+// Memory layout of a training step (B x L tokens, D = d_inner, "slot" = one act [B, D, L]):
+// - per layer i >= 1: its residual r_i (f32 [M, d]; add_rmsnorm_fwd_out writes r_i
+//   beside r_{i-1}, so keeping it costs no copy). Layer 0's input is the embedding
+//   output, gathered again in the backward.
+// - per saved layer: xz (2 slots), y (1), x_dbl and the scan's checkpoints; xc and delta
+//   are recomputed (a depthwise conv, a rank-R product: mamba_ssm's checkpoint level 1).
+// - shared by all layers: xc (1 slot); the backward's dxz (2), dxc (1), ddelta (1), dx_dbl;
+//   delta lives in dx's half of dxz (its last use, the scan backward, precedes dx).
+// - shared by the recomputed layers: xz (2 slots; y is written over x), x_dbl and the
+//   scan's checkpoints. A recomputed layer runs its whole forward again in the backward
+//   (the scan included) and computes xz a third time for the conv's backward.
+// So every layer recomputed: 7 slots + the residuals; every layer saved: 5 slots + 3 per
+// layer + the residuals.
 double MambaModel::forward_backward(Context& ctx, const TokenInputs& in, float grad_scale, const TrainOptions& opt) {
   check_token_tensor(ctx, in.tokens);
   check_tokens(in.tokens, in.targets, "targets");
   check_tokens(in.tokens, in.seq_start, "seq_start");
   check_tokens(in.tokens, in.target_flags, "target_flags");
   if (!in.targets.defined()) throw std::invalid_argument("model input: training needs targets");
-  if (!opt.recompute.empty() && opt.recompute.size() != static_cast<size_t>(cfg_.n_layer))
-    throw std::invalid_argument("TrainOptions::recompute must have one entry per layer");
 
   const int64_t B = in.tokens.size(0), L = in.tokens.size(1), M = B * L;
-  const int64_t d = cfg_.d_model, V = cfg_.vocab;
+  const int64_t d = cfg_.d_model, D = cfg_.d_inner(), N = cfg_.d_state, X = cfg_.rank() + 2 * cfg_.d_state;
   const int n_layer = static_cast<int>(cfg_.n_layer);
   const DType act = ctx.act_dtype();
   const float eps = static_cast<float>(cfg_.rms_eps);
   const MixerDims md = dims(B, L);
   const Tensor* seq = in.seq_start.defined() ? &in.seq_start : nullptr;
+  const std::vector<bool> recompute = plan_recompute(ctx, B, L, opt);
+  const bool any_recompute = std::find(recompute.begin(), recompute.end(), true) != recompute.end();
+  const int64_t scan_saved_numel = ops::selective_scan_saved_numel(ctx, B, D, L, N);
+  const Tensor emb_w = params_.value(embedding_);
+  auto gather_embedding = [&]() {
+    Tensor r = ctx.empty({M, d}, DType::F32);
+    Tensor r3 = r.reshape({B, L, d});
+    ops::embedding_fwd(ctx, in.tokens, emb_w, r3);
+    return r;
+  };
 
-  // ---- forward, saving what the backward needs ----
-  Tensor residual = ctx.empty({M, d}, DType::F32);
-  {
-    Tensor residual3 = residual.reshape({B, L, d});
-    ops::embedding_fwd(ctx, in.tokens, params_.value(embedding_), residual3);
+  // ---- buffers shared by every layer ----
+  MixerGradWorkspace ws = MixerGradWorkspace::allocate(ctx, md);
+  MixerActivations shared;
+  shared.xc = ctx.empty({B, D, L}, act);
+  shared.delta = ws.dx();
+  if (any_recompute) {
+    shared.xz = ctx.empty({B, 2 * D, L}, act);
+    shared.y = shared.x();
+    shared.x_dbl = ctx.empty({B, X, L}, act);
+    shared.scan_saved = ctx.empty({scan_saved_numel}, DType::F32);
   }
-  Tensor mix_out = ctx.empty({M, d}, act);
-  // Shared by all layers: the norm output and rstd (recomputed in the backward), the
-  // cheap mixer intermediates of saved layers, all intermediates of recomputed layers.
+
+  // ---- forward, keeping what the backward needs ----
+  Tensor residual = gather_embedding();
   Tensor h = ctx.empty({M, d}, act);
   Tensor rstd = ctx.empty({M}, DType::F32);
-  MixerActivations scratch = MixerActivations::allocate(ctx, md, true);
+  Tensor mix_out = ctx.empty({M, d}, act);
   std::vector<SavedLayer> saved(static_cast<size_t>(n_layer));
   for (int i = 0; i < n_layer; ++i) {
     SavedLayer& s = saved[static_cast<size_t>(i)];
-    s.recompute = !opt.recompute.empty() && opt.recompute[static_cast<size_t>(i)];
-    if (!s.recompute) s.act = MixerActivations::allocate_saved(ctx, md, scratch);
+    s.recompute = recompute[static_cast<size_t>(i)];
     const Tensor norm_w = params_.value(layers_[static_cast<size_t>(i)].norm);
-    ops::add_rmsnorm_fwd(ctx, i ? &mix_out : nullptr, residual, norm_w, eps, h, rstd);
-    s.residual = ctx.empty({M, d}, DType::F32);
-    ops::copy(ctx, residual, s.residual);
-    mixer_forward(ctx, md, layer_compute(ctx, i), layer_values(i), h, seq, nullptr, s.recompute ? scratch : s.act,
-                  mix_out);
+    if (i == 0) {
+      ops::add_rmsnorm_fwd(ctx, nullptr, residual, norm_w, eps, h, rstd);
+    } else {
+      Tensor next = ctx.empty({M, d}, DType::F32);
+      ops::add_rmsnorm_fwd_out(ctx, &mix_out, residual, next, norm_w, eps, h, rstd);
+      residual = next;
+      s.residual = next;
+    }
+    if (s.recompute) {
+      s.act = shared;
+    } else {
+      s.act.xz = ctx.empty({B, 2 * D, L}, act);
+      s.act.xc = shared.xc;
+      s.act.delta = shared.delta;
+      s.act.y = ctx.empty({B, D, L}, act);
+      s.act.x_dbl = ctx.empty({B, X, L}, act);
+      s.act.scan_saved = ctx.empty({scan_saved_numel}, DType::F32);
+    }
+    s.act.A = ctx.empty({D, N}, DType::F32);
+    mixer_forward(ctx, md, layer_compute(ctx, i), layer_values(i), h, seq, nullptr, s.act, &mix_out);
   }
-  // The final norm's output and rstd live in h and rstd until its backward is done.
-  Tensor& hf = h;
-  Tensor& rstd_f = rstd;
-  ops::add_rmsnorm_fwd(ctx, &mix_out, residual, params_.value(norm_f_), eps, hf, rstd_f);
+  // The final norm's input gets its own buffer: the last layer's input stays saved.
+  Tensor residual_f = ctx.empty({M, d}, DType::F32);
+  const Tensor norm_f_w = params_.value(norm_f_);
+  ops::add_rmsnorm_fwd_out(ctx, &mix_out, residual, residual_f, norm_f_w, eps, h, rstd);
+  residual = Tensor();
 
-  // logits (M x V) = hf (M x d) @ W_head^T (W_head stored V x d)
+  // ---- LM head and loss, fused: no logits tensor ----
+  // The loss is summed (which waits for the device) only once the backward is queued.
   const int head = lm_head_index();
-  Tensor logits = ctx.empty({M, V}, DType::F32);
-  ops::gemm(ctx, false, true, M, V, d, 1.f, hf, d, 0, compute_view(ctx, head), d, 0, 0.f, logits, V, 0, 1);
+  Tensor dh = ctx.empty({M, d}, act);
   Tensor losses = ctx.empty({M}, DType::F32);
-  Tensor dlogits = ctx.empty({M, V}, DType::F32);
-  const Tensor targets = in.targets.reshape({M});
-  const Tensor flags = in.target_flags.defined() ? in.target_flags.reshape({M}) : Tensor();
-  ops::cross_entropy(ctx, logits, targets, flags.defined() ? &flags : nullptr, in.soft_weight, grad_scale, losses,
-                     &dlogits);
-  const double loss = ops::sum(ctx, losses);
-  logits = Tensor();
-  losses = Tensor();
+  {
+    const Tensor targets = in.targets.reshape({M});
+    const Tensor flags = in.target_flags.defined() ? in.target_flags.reshape({M}) : Tensor();
+    Tensor g_head = params_.grad(head);
+    ops::lm_head_cross_entropy(ctx, h, compute_view(ctx, head), targets, flags.defined() ? &flags : nullptr,
+                               in.soft_weight, grad_scale, losses, dh, g_head);
+  }
 
   // ---- backward ----
   Tensor dres = ctx.empty({M, d}, DType::F32);  // gradient reaching the residual stream
   ops::fill(ctx, dres, 0.f);
-  Tensor dh = ctx.empty({M, d}, act);
-  // Matrix operands in the act dtype, like every other product of the model.
-  Tensor dlogits_act = dlogits;
-  if (act != DType::F32) {
-    dlogits_act = ctx.empty({M, V}, act);
-    ops::copy(ctx, dlogits, dlogits_act);
-  }
-  // dhf (M x d) = dlogits (M x V) @ W_head (V x d).
-  ops::gemm(ctx, false, false, M, d, V, 1.f, dlogits_act, V, 0, compute_view(ctx, head), d, 0, 0.f, dh, d, 0, 1);
-  // dW_head (V x d) += dlogits^T (stored M x V) @ hf (M x d).
-  Tensor g_head = params_.grad(head);
-  ops::gemm(ctx, true, false, V, d, M, 1.f, dlogits_act, V, 0, hf, d, 0, 1.f, g_head, d, 0, 1);
-  dlogits = Tensor();
-  dlogits_act = Tensor();
-  Tensor g_norm_f = params_.grad(norm_f_);
-  ops::add_rmsnorm_bwd(ctx, dh, residual, params_.value(norm_f_), rstd_f, dres, g_norm_f);
-
-  // The mixer's output gradient is the residual-stream gradient (the add passes it through).
-  Tensor dmix = act == DType::F32 ? dres : ctx.empty({M, d}, act);
-  MixerGradWorkspace ws = MixerGradWorkspace::allocate(ctx, md);
+  // The mixer's output gradient is the residual-stream gradient (the add passes it
+  // through); in bf16 the norm backward hands it out as a bf16 copy, into mix_out's
+  // buffer (the forward's mixer outputs are no longer needed).
+  Tensor dmix = act == DType::F32 ? dres : mix_out;
+  auto norm_backward = [&](const Tensor& res, const Tensor& norm_w, int param, bool need_dmix) {
+    Tensor g = params_.grad(param);
+    if (need_dmix && act != DType::F32)
+      ops::add_rmsnorm_bwd_act(ctx, dh, res, norm_w, rstd, dres, g, dmix);
+    else
+      ops::add_rmsnorm_bwd(ctx, dh, res, norm_w, rstd, dres, g);
+  };
+  norm_backward(residual_f, norm_f_w, norm_f_, true);
+  residual_f = Tensor();
   for (int i = n_layer - 1; i >= 0; --i) {
     SavedLayer& s = saved[static_cast<size_t>(i)];
-    const Tensor norm_w = params_.value(layers_[static_cast<size_t>(i)].norm);
+    const int norm_param = layers_[static_cast<size_t>(i)].norm;
+    const Tensor norm_w = params_.value(norm_param);
     const MixerParams w = layer_compute(ctx, i), w_f32 = layer_values(i);
+    Tensor res = i == 0 ? gather_embedding() : s.residual;
     // Same ops on the same inputs as the forward: bitwise the same values.
-    ops::add_rmsnorm_fwd(ctx, nullptr, s.residual, norm_w, eps, h, rstd);
-    if (s.recompute) {
-      mixer_forward(ctx, md, w, w_f32, h, seq, nullptr, scratch, mix_out);
-    } else {
+    ops::add_rmsnorm_fwd(ctx, nullptr, res, norm_w, eps, h, rstd);
+    if (s.recompute)
+      mixer_forward(ctx, md, w, w_f32, h, seq, nullptr, s.act, nullptr);
+    else
       mixer_recompute_cheap(ctx, md, w, w_f32, seq, s.act);
-    }
-    if (act != DType::F32) ops::copy(ctx, dres, dmix);
-    mixer_backward(ctx, md, w, w_f32, layer_grads(i), h, seq, s.recompute ? scratch : s.act, dmix, ws, dh);
-    Tensor g_norm = params_.grad(layers_[static_cast<size_t>(i)].norm);
-    ops::add_rmsnorm_bwd(ctx, dh, s.residual, norm_w, rstd, dres, g_norm);
+    mixer_backward(ctx, md, w, w_f32, layer_grads(i), h, seq, s.act, dmix, ws, dh);
+    norm_backward(res, norm_w, norm_param, i > 0);
     s = SavedLayer();  // release this layer's activations
   }
   Tensor g_emb = params_.grad(embedding_);
   ops::embedding_bwd(ctx, in.tokens, dres.reshape({B, L, d}), g_emb);
-  return loss;
+  return ops::sum(ctx, losses);
+}
+
+TrainMemoryEstimate MambaModel::train_memory_estimate(int64_t batch, int64_t length, DType act) const {
+  const int64_t a = static_cast<int64_t>(dtype_size(act)), f = 4;
+  const int64_t M = batch * length, d = cfg_.d_model, D = cfg_.d_inner(), N = cfg_.d_state, K = cfg_.d_conv;
+  const int64_t X = cfg_.rank() + 2 * N, V = cfg_.vocab;
+  const int64_t slot = M * D * a, x_dbl = M * X * a;
+  // The CUDA scan's layout: states of 16 lanes before every 512-step chunk; its backward
+  // keeps three such tensors more and per-chunk partials, and sums dB, dC over groups of
+  // 32 channels in [2, B, D/32, 16, L] f32 (the largest scratch of the step).
+  const int64_t chunks = (length + 511) / 512;
+  const int64_t scan_states = batch * chunks * D * 16 * f;
+  const int64_t scan_bwd = 2 * batch * ((D + 31) / 32) * 16 * length * f + 4 * scan_states + 2 * batch * chunks * D * f;
+  TrainMemoryEstimate e;
+  e.per_recomputed_layer = M * d * f + D * N * f;
+  e.per_saved_layer = e.per_recomputed_layer + 3 * slot + x_dbl + scan_states;
+  e.recompute_shared = 2 * slot + x_dbl + scan_states;
+  const int64_t workspace = 5 * slot + x_dbl;                  // xc, dxz, dxc, ddelta; dx_dbl
+  const int64_t stream = 2 * M * d * f + 3 * M * d * a;        // dres, final residual; h, dh, mix_out
+  const int64_t head = M * f + 1024 * V * d * f;               // losses, dweight partials
+  const int64_t op_scratch = scan_bwd + (M + 63) / 64 * d * f + batch * ((length + 1023) / 1024) * D * (K + 1) * f;
+  e.shared = workspace + stream + head + op_scratch + (int64_t(64) << 20);
+  return e;
+}
+
+std::vector<bool> MambaModel::plan_recompute(Context& ctx, int64_t batch, int64_t length,
+                                             const TrainOptions& opt) const {
+  const size_t n = static_cast<size_t>(cfg_.n_layer);
+  if (!opt.recompute.empty()) {
+    if (opt.recompute.size() != n) throw std::invalid_argument("TrainOptions::recompute must have one entry per layer");
+    return opt.recompute;
+  }
+  std::vector<bool> plan(n, false);
+  int64_t budget = opt.memory_budget;
+  if (budget <= 0) {
+    // 10% of the free memory stays free: allocator rounding, cuBLAS, fragmentation.
+    budget = device_memory_available(ctx) / 10 * 9;
+    if (budget <= 0) return plan;  // no limit known (CPU)
+  }
+  const TrainMemoryEstimate e = train_memory_estimate(batch, length, ctx.act_dtype());
+  size_t k = 0;
+  while (k < n && e.total(static_cast<int64_t>(n - k), static_cast<int64_t>(k)) > budget) ++k;
+  std::fill(plan.begin(), plan.begin() + static_cast<std::ptrdiff_t>(k), true);
+  return plan;
 }
 
 ForwardOutput MambaModel::forward(Context& ctx, const ForwardRequest& req) {
@@ -283,7 +361,7 @@ ForwardOutput MambaModel::forward(Context& ctx, const ForwardRequest& req) {
     ops::embedding_fwd(ctx, req.tokens, params_.value(embedding_), residual3);
   }
   capture(0);
-  MixerActivations scratch = MixerActivations::allocate(ctx, md, false);
+  MixerActivations scratch = MixerActivations::allocate_inference(ctx, md);
   Tensor h = ctx.empty({M, d}, act);
   Tensor rstd = ctx.empty({M}, DType::F32);
   Tensor mix_out = ctx.empty({M, d}, act);
@@ -294,8 +372,9 @@ ForwardOutput MambaModel::forward(Context& ctx, const ForwardRequest& req) {
     MixerStreamState stream;
     if (req.state) stream = {&req.state->conv[static_cast<size_t>(i)], &req.state->ssm[static_cast<size_t>(i)]};
     mixer_forward(ctx, md, layer_compute(ctx, i), layer_values(i), h, seq, req.state ? &stream : nullptr, scratch,
-                  mix_out);
+                  &mix_out);
   }
+  scratch = MixerActivations();
   ops::add_rmsnorm_fwd(ctx, &mix_out, residual, params_.value(norm_f_), eps, h, rstd);
   capture(n_layer);
   if (req.want_logits) {

@@ -62,8 +62,28 @@ struct ForwardOutput {
 
 struct TrainOptions {
   // recompute[i] = true: layer i keeps only its input (the residual) during the
-  // forward and recomputes its activations in the backward. Empty = save all.
+  // forward and recomputes its activations (the scan's forward included) in the
+  // backward; false: it keeps x, z, y, x_dbl and the scan's checkpoints. Gradients are
+  // bitwise the same either way. Empty = planned from memory_budget (plan_recompute).
   std::vector<bool> recompute;
+  // Bytes the step may take on its device beyond what is allocated when it starts
+  // (parameters, gradients, optimizer moments). 0 = what the device has free (the
+  // CUDA allocator's cached blocks included); on the CPU 0 means no limit.
+  int64_t memory_budget = 0;
+};
+
+// What a training step of B x L tokens takes beyond the model's own buffers, by the
+// layout of forward_backward (see model.cpp). An estimate built from the sizes of
+// the tensors the step allocates, including the CUDA scan's backward scratch.
+struct TrainMemoryEstimate {
+  int64_t per_saved_layer = 0;       // x, z, y, x_dbl, the scan's checkpoints, the residual
+  int64_t per_recomputed_layer = 0;  // the residual
+  int64_t recompute_shared = 0;      // xz, x_dbl, checkpoints shared by the recomputed layers
+  int64_t shared = 0;                // workspace, residual stream, LM head, op scratch
+  int64_t total(int64_t saved_layers, int64_t recomputed_layers) const {
+    return shared + saved_layers * per_saved_layer + recomputed_layers * per_recomputed_layer +
+           (recomputed_layers > 0 ? recompute_shared : 0);
+  }
 };
 
 class MambaModel {
@@ -94,6 +114,13 @@ class MambaModel {
 
   // A zeroed stream state for `batch` rows.
   StreamState new_stream_state(Context& ctx, int64_t batch) const;
+
+  // Memory of a training step (recomputing layers adds the shared recompute buffers).
+  TrainMemoryEstimate train_memory_estimate(int64_t batch, int64_t length, DType act) const;
+  // The layers forward_backward recomputes under `opt`: opt.recompute when given, else
+  // the fewest (the first ones) that make the estimate fit opt.memory_budget (or the
+  // device's free memory); every layer when nothing fits.
+  std::vector<bool> plan_recompute(Context& ctx, int64_t batch, int64_t length, const TrainOptions& opt) const;
 
  private:
   struct LayerIndex {

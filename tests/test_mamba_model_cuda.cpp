@@ -1,6 +1,7 @@
 // The same model code on CUDA against the CPU reference: fp32 mode tightly, bf16 mode
 // (bf16 activations and weight copies) loosely, the bf16 weight copy refreshed after
-// an optimizer step, and streaming on the GPU. Skipped without a CUDA device.
+// an optimizer step, recomputed layers against saved ones, and streaming on the GPU.
+// Skipped without a CUDA device.
 #include <gtest/gtest.h>
 
 #include "mamba/batch.h"
@@ -84,6 +85,31 @@ TEST_F(ModelCuda, Bf16WeightCopyFollowsOptimizerSteps) {
   ASSERT_GT(moved, 0.1);
   // Stale bf16 weights would leave the GPU logits where they were before the step.
   EXPECT_LT(test::rel_error(gpu_after.logits, cpu_after.logits), 0.25 * moved);
+}
+
+// Recomputed layers run their forward again into buffers shared by all layers (y over x,
+// delta over dx): a wrong alias would move the gradients far more than these bounds.
+TEST_F(ModelCuda, RecomputedLayersGiveTheSavedGradients) {
+  for (Precision precision : {Precision::FP32, Precision::BF16}) {
+    auto ctx = Context::create(Device::cuda(0), 0, precision);
+    std::unique_ptr<MambaModel> gpu_model = load_model(*ctx, weights);
+    const TokenInputs in = batch.upload(*ctx, 0.5f);
+    const float scale = static_cast<float>(1.0 / batch.weight_sum(0.5f));
+    auto grads_with = [&](std::vector<bool> recompute) {
+      gpu_model->params().zero_grads(*ctx);
+      TrainOptions opt;
+      opt.recompute = std::move(recompute);
+      const double loss = gpu_model->forward_backward(*ctx, in, scale, opt);
+      return std::make_pair(loss, gpu_model->params().download_flat(*ctx, gpu_model->params().grads()));
+    };
+    const auto saved = grads_with({false, false}), all = grads_with({true, true}), mixed = grads_with({true, false});
+    const double tol = precision == Precision::FP32 ? 1e-6 : 1e-3;
+    EXPECT_NEAR(all.first, saved.first, tol * std::abs(saved.first)) << precision_name(precision);
+    EXPECT_LE(test::rel_error(all.second, saved.second), tol) << precision_name(precision);
+    EXPECT_LE(test::rel_error(mixed.second, saved.second), tol) << precision_name(precision);
+    // The same plan twice: bitwise the same.
+    EXPECT_EQ(grads_with({true, true}).second, all.second) << precision_name(precision);
+  }
 }
 
 TEST_F(ModelCuda, StreamingMatchesOnePass) {
