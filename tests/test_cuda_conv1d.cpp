@@ -1,7 +1,8 @@
 // CUDA causal depthwise conv1d (+ SiLU) forward / backward against the CPU twin: widths
 // 2..4, with and without bias / SiLU / document starts / streaming state, lengths that
-// are not multiples of the block (and L = 1), strided inputs, f32 and bf16; and two
-// chunked calls carried through state_out / state_in equal one call.
+// are not multiples of the block (and L = 1), strided inputs, f32 and bf16; the vector
+// kernels (no starts, no state) equal the general ones bitwise; and two chunked calls
+// carried through state_out / state_in equal one call.
 #include "tests/test_cuda_support.h"
 
 #ifdef GENOMAMBA_HAVE_CUDA
@@ -22,6 +23,9 @@ TEST_F(CudaConv1d, MatchesCpu) {
       {2, 8, 1, 4, true, true, false, true, DType::F32},     {3, 20, 1500, 4, true, true, true, true, DType::F32},
       {1, 7, 2049, 3, false, false, true, false, DType::F32}, {2, 5, 300, 2, true, false, true, true, DType::F32},
       {2, 16, 1100, 4, true, true, true, true, DType::BF16},  {1, 3, 5, 4, false, true, true, true, DType::F32},
+      // No starts, no state, L % 8 == 0: the vector kernels.
+      {2, 16, 2048, 4, true, true, false, false, DType::BF16}, {3, 10, 1200, 4, true, false, false, false, DType::F32},
+      {1, 6, 8, 3, false, true, false, false, DType::BF16},    {2, 4, 3000, 2, true, true, false, false, DType::F32},
   };
   for (const ConvCase& cc : cases) {
     SCOPED_TRACE("B" + std::to_string(cc.B) + " D" + std::to_string(cc.D) + " L" + std::to_string(cc.L) + " K" +
@@ -75,6 +79,37 @@ TEST_F(CudaConv1d, MatchesCpu) {
     gm::cuda::copy(*gpu_, dwg0, ddwg3);
     gm::cuda::conv1d_bwd(*gpu_, dg, dx_in, dw, db, ds, dst, cc.silu, dgx2, ddwg3, nullptr);
     EXPECT_TRUE(bitwise_equal(once, download(ddwg3)));
+  }
+}
+
+// An all-zero start mask sends the same problem through the general kernels.
+TEST_F(CudaConv1d, VectorKernelsEqualTheGeneralOnesBitwise) {
+  SCOPED_TRACE(seed_note());
+  for (DType dtype : {DType::BF16, DType::F32}) {
+    for (int64_t K : {int64_t(2), int64_t(4)}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " K" + std::to_string(K));
+      const int64_t B = 2, D = 6, L = 1600;
+      Tensor xw = normal({B, 2 * D, L});
+      Tensor dxw = upload(xw, dtype);
+      const Tensor x = dxw.narrow(1, 0, D);  // the mixer's x: half of xz
+      Tensor w = upload(normal({D, K}, 0.5f)), bias = upload(normal({D}));
+      Tensor zeros = dev({B, L}, DType::U8);
+      gm::cuda::fill(*gpu_, zeros, 0.f);
+      Tensor out_v = dev({B, D, L}, dtype), out_g = dev({B, D, L}, dtype);
+      gm::cuda::conv1d_fwd(*gpu_, x, w, &bias, nullptr, nullptr, true, out_v, nullptr);
+      gm::cuda::conv1d_fwd(*gpu_, x, w, &bias, &zeros, nullptr, true, out_g, nullptr);
+      EXPECT_TRUE(bitwise_equal(download(out_v), download(out_g)));
+      Tensor g = upload(normal({B, D, L}), dtype);
+      Tensor dx_v = dev({B, D, L}, dtype), dx_g = dev({B, D, L}, dtype);
+      Tensor dw_v = dev({D, K}, DType::F32), dw_g = dev({D, K}, DType::F32);
+      Tensor db_v = dev({D}, DType::F32), db_g = dev({D}, DType::F32);
+      for (Tensor* t : {&dw_v, &dw_g, &db_v, &db_g}) gm::cuda::fill(*gpu_, *t, 0.f);
+      gm::cuda::conv1d_bwd(*gpu_, g, x, w, &bias, nullptr, nullptr, true, dx_v, dw_v, &db_v);
+      gm::cuda::conv1d_bwd(*gpu_, g, x, w, &bias, &zeros, nullptr, true, dx_g, dw_g, &db_g);
+      EXPECT_TRUE(bitwise_equal(download(dx_v), download(dx_g)));
+      EXPECT_TRUE(bitwise_equal(download(dw_v), download(dw_g)));
+      EXPECT_TRUE(bitwise_equal(download(db_v), download(db_g)));
+    }
   }
 }
 

@@ -10,6 +10,13 @@
 // state_out f32 [B, D, K-1] dense. The backward recomputes pre (with a K-1 halo) and
 // sums dweight / dbias per block in a fixed tree, then over blocks with column_sum:
 // deterministic, no atomics. dx is overwritten; dweight, dbias accumulated.
+// Without document starts and stream state, with L a multiple of 8 and 16-byte aligned
+// rows (the training case), vector kernels move each thread's 8 positions as 16-byte
+// loads and stores and skip the visibility tests; they add in the same order as the
+// general kernels, so both give bitwise the same values.
+#include <cstdint>
+#include <initializer_list>
+
 #include "mamba/cuda/check.cuh"
 #include "mamba/cuda/context_cuda.h"
 #include "mamba/cuda/device_util.cuh"
@@ -193,6 +200,172 @@ __global__ void __launch_bounds__(kThreads) conv1d_bwd_kernel(ConvArgs a, const 
   }
 }
 
+// ---- vector kernels: no starts, no state_in, L % 8 == 0, 16-byte aligned rows ----
+__device__ __forceinline__ void load8(const bf16_t* p, float (&v)[8]) {
+  const uint4 r = *reinterpret_cast<const uint4*>(p);
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&r);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(h[i]);
+    v[2 * i] = f.x;
+    v[2 * i + 1] = f.y;
+  }
+}
+__device__ __forceinline__ void load8(const float* p, float (&v)[8]) {
+  const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+__device__ __forceinline__ void store8(bf16_t* p, const float (&v)[8]) {
+  uint4 r;
+  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&r);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
+  *reinterpret_cast<uint4*>(p) = r;
+}
+__device__ __forceinline__ void store8(float* p, const float (&v)[8]) {
+  reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
+  reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+}
+
+// Positions [base, base + n) of row r, 0 outside [0, L).
+template <class T, int n>
+__device__ __forceinline__ void load_edge(const T* r, int64_t base, int64_t L, float* v) {
+#pragma unroll
+  for (int i = 0; i < n; ++i) {
+    const int64_t p = base + i;
+    v[i] = p >= 0 && p < L ? to_f(r[p]) : 0.f;
+  }
+}
+
+template <class T, int K>
+__global__ void __launch_bounds__(kThreads) conv1d_fwd_vec_kernel(ConvArgs a, T* __restrict__ out, int64_t out_bs,
+                                                                  int64_t out_cs) {
+  static_assert(kSteps == 8, "one 8-element vector per thread");
+  const int64_t b = blockIdx.z, c = blockIdx.y;
+  const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kTile + threadIdx.x * kSteps;
+  if (t0 >= a.L) return;
+  float w[K];
+#pragma unroll
+  for (int k = 0; k < K; ++k) w[k] = a.weight[c * K + k];
+  const float bias = a.bias ? a.bias[c] : 0.f;
+  const T* xr = static_cast<const T*>(a.x) + b * a.x_bs + c * a.x_cs;
+  float win[kSteps + K - 1];  // positions t0-K+1 .. t0+7
+  load_edge<T, K - 1>(xr, t0 - (K - 1), a.L, win);
+  float own[kSteps];
+  load8(xr + t0, own);
+#pragma unroll
+  for (int s = 0; s < kSteps; ++s) win[K - 1 + s] = own[s];
+  float o[kSteps];
+#pragma unroll
+  for (int s = 0; s < kSteps; ++s) {
+    float acc = bias;
+#pragma unroll
+    for (int k = 0; k < K; ++k) acc = fmaf(w[k], win[s + k], acc);
+    o[s] = a.silu ? silu_f(acc) : acc;
+  }
+  store8(out + b * out_bs + c * out_cs + t0, o);
+}
+
+template <class T, int K>
+__global__ void __launch_bounds__(kThreads) conv1d_bwd_vec_kernel(ConvArgs a, const T* __restrict__ dout,
+                                                                  int64_t g_bs, int64_t g_cs, T* __restrict__ dx,
+                                                                  int64_t dx_bs, int64_t dx_cs,
+                                                                  float* __restrict__ part_w,
+                                                                  float* __restrict__ part_b) {
+  // Inputs p0-K+1 .. p0+kSteps+K-2; outputs (dpre) p0 .. p0+kSteps+K-2.
+  constexpr int kSpan = kSteps + 2 * (K - 1);
+  constexpr int kOut = kSteps + K - 1;
+  __shared__ float red[kThreads / 32][K + 1];
+  const int64_t b = blockIdx.z, c = blockIdx.y;
+  const int64_t p0 = static_cast<int64_t>(blockIdx.x) * kTile + threadIdx.x * kSteps;
+  float w[K];
+#pragma unroll
+  for (int k = 0; k < K; ++k) w[k] = a.weight[c * K + k];
+  const float bias = a.bias ? a.bias[c] : 0.f;
+  float dw[K + 1];  // dweight taps, then dbias
+#pragma unroll
+  for (int k = 0; k <= K; ++k) dw[k] = 0.f;
+  if (p0 < a.L) {
+    const T* xr = static_cast<const T*>(a.x) + b * a.x_bs + c * a.x_cs;
+    const T* g = dout + b * g_bs + c * g_cs;
+    float win[kSpan];
+    load_edge<T, K - 1>(xr, p0 - (K - 1), a.L, win);
+    float own[kSteps];
+    load8(xr + p0, own);
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) win[K - 1 + s] = own[s];
+    load_edge<T, K - 1>(xr, p0 + kSteps, a.L, win + K - 1 + kSteps);
+    float gv[kOut];
+    load8(g + p0, own);
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) gv[s] = own[s];
+    load_edge<T, K - 1>(g, p0 + kSteps, a.L, gv + kSteps);
+    float dpre[kOut];
+#pragma unroll
+    for (int s = 0; s < kOut; ++s) {
+      float d = 0.f;
+      if (p0 + s < a.L) {
+        d = gv[s];
+        if (a.silu) {
+          float acc = bias;
+#pragma unroll
+          for (int k = 0; k < K; ++k) acc = fmaf(w[k], win[s + k], acc);
+          d *= dsilu_f(acc);
+        }
+      }
+      dpre[s] = d;
+    }
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) {
+#pragma unroll
+      for (int k = 0; k < K; ++k) dw[k] = fmaf(dpre[s], win[s + k], dw[k]);
+      dw[K] += dpre[s];
+    }
+    float o[kSteps];
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) {
+      float acc = 0.f;
+#pragma unroll
+      for (int k = 0; k < K; ++k)
+        if (p0 + s + K - 1 - k < a.L) acc = fmaf(w[k], dpre[s + K - 1 - k], acc);
+      o[s] = acc;
+    }
+    store8(dx + b * dx_bs + c * dx_cs + p0, o);
+  }
+  // The general kernel's fixed-order block reduction.
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+  for (int k = 0; k <= K; ++k) {
+    float v = dw[k];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0) red[warp][k] = v;
+  }
+  __syncthreads();
+  if (threadIdx.x <= K) {
+    float s = 0.f;
+#pragma unroll
+    for (int wi = 0; wi < kThreads / 32; ++wi) s += red[wi][threadIdx.x];
+    const int64_t row = b * gridDim.x + blockIdx.x;
+    if (threadIdx.x < K)
+      part_w[(row * a.D + c) * K + threadIdx.x] = s;
+    else
+      part_b[row * a.D + c] = s;
+  }
+}
+
+// The vector kernels apply: no starts or incoming state, whole vectors, aligned rows.
+bool vector_ok(const ConvArgs& a, std::initializer_list<const Tensor*> rows) {
+  if (a.starts || a.state_in || a.L % kSteps != 0) return false;
+  for (const Tensor* t : rows) {
+    const int64_t es = static_cast<int64_t>(dtype_size(t->dtype()));
+    if (reinterpret_cast<uintptr_t>(t->raw()) % 16 != 0 || (t->stride(0) * es) % 16 != 0 ||
+        (t->stride(1) * es) % 16 != 0)
+      return false;
+  }
+  return true;
+}
+
 ConvArgs make_args(const char* op, const Tensor& x, const Tensor& weight, const Tensor* bias, const Tensor* seq_start,
                    const Tensor* state_in, bool silu) {
   require_cuda(x, op, "x");
@@ -242,12 +415,16 @@ void require_like_x(const Tensor& t, const Tensor& x, const char* op, const char
 }
 
 template <class T, int K>
-void fwd_impl(CudaContext& c, const ConvArgs& a, Tensor& out, Tensor* state_out) {
+void fwd_impl(CudaContext& c, const ConvArgs& a, const Tensor& x, Tensor& out, Tensor* state_out) {
   if (a.L > 0) {
     const dim3 grid(static_cast<unsigned>((a.L + kTile - 1) / kTile), static_cast<unsigned>(a.D),
                     static_cast<unsigned>(a.B));
-    conv1d_fwd_kernel<T, K><<<grid, kThreads, 0, c.stream()>>>(a, static_cast<T*>(out.raw()), out.stride(0),
-                                                                out.stride(1));
+    if (vector_ok(a, {&x, &out}))
+      conv1d_fwd_vec_kernel<T, K><<<grid, kThreads, 0, c.stream()>>>(a, static_cast<T*>(out.raw()), out.stride(0),
+                                                                      out.stride(1));
+    else
+      conv1d_fwd_kernel<T, K><<<grid, kThreads, 0, c.stream()>>>(a, static_cast<T*>(out.raw()), out.stride(0),
+                                                                  out.stride(1));
     GM_CUDA_CHECK_LAUNCH();
   }
   if (state_out && K > 1) {
@@ -257,16 +434,22 @@ void fwd_impl(CudaContext& c, const ConvArgs& a, Tensor& out, Tensor* state_out)
 }
 
 template <class T, int K>
-void bwd_impl(CudaContext& c, const ConvArgs& a, const Tensor& dout, Tensor& dx, Tensor& dweight, Tensor* dbias) {
+void bwd_impl(CudaContext& c, const ConvArgs& a, const Tensor& x, const Tensor& dout, Tensor& dx, Tensor& dweight,
+              Tensor* dbias) {
   if (a.L == 0) return;
   const int64_t tiles = (a.L + kTile - 1) / kTile;
   const int64_t rows = a.B * tiles;
   Tensor part_w = Tensor::empty(c.allocator(), {rows, a.D * K}, DType::F32);
   Tensor part_b = Tensor::empty(c.allocator(), {rows, a.D}, DType::F32);
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(a.D), static_cast<unsigned>(a.B));
-  conv1d_bwd_kernel<T, K><<<grid, kThreads, 0, c.stream()>>>(
-      a, static_cast<const T*>(dout.raw()), dout.stride(0), dout.stride(1), static_cast<T*>(dx.raw()), dx.stride(0),
-      dx.stride(1), part_w.data<float>(), part_b.data<float>());
+  if (vector_ok(a, {&x, &dout, &dx}))
+    conv1d_bwd_vec_kernel<T, K><<<grid, kThreads, 0, c.stream()>>>(
+        a, static_cast<const T*>(dout.raw()), dout.stride(0), dout.stride(1), static_cast<T*>(dx.raw()),
+        dx.stride(0), dx.stride(1), part_w.data<float>(), part_b.data<float>());
+  else
+    conv1d_bwd_kernel<T, K><<<grid, kThreads, 0, c.stream()>>>(
+        a, static_cast<const T*>(dout.raw()), dout.stride(0), dout.stride(1), static_cast<T*>(dx.raw()),
+        dx.stride(0), dx.stride(1), part_w.data<float>(), part_b.data<float>());
   GM_CUDA_CHECK_LAUNCH();
   column_sum(c, part_w.data<float>(), rows, a.D * K, dweight.data<float>(), true);
   if (dbias) column_sum(c, part_b.data<float>(), rows, a.D, dbias->data<float>(), true);
@@ -305,9 +488,9 @@ void conv1d_fwd(Context& ctx, const Tensor& x, const Tensor& weight, const Tenso
   auto run = [&](auto kw) {
     constexpr int kK = decltype(kw)::value;
     if (x.dtype() == DType::BF16)
-      fwd_impl<bf16_t, kK>(c, a, out, state_out);
+      fwd_impl<bf16_t, kK>(c, a, x, out, state_out);
     else
-      fwd_impl<float, kK>(c, a, out, state_out);
+      fwd_impl<float, kK>(c, a, x, out, state_out);
   };
   with_width<void>(K, run);
 }
@@ -332,9 +515,9 @@ void conv1d_bwd(Context& ctx, const Tensor& dout, const Tensor& x, const Tensor&
   auto run = [&](auto kw) {
     constexpr int kK = decltype(kw)::value;
     if (x.dtype() == DType::BF16)
-      bwd_impl<bf16_t, kK>(c, a, dout, dx, dweight, dbias);
+      bwd_impl<bf16_t, kK>(c, a, x, dout, dx, dweight, dbias);
     else
-      bwd_impl<float, kK>(c, a, dout, dx, dweight, dbias);
+      bwd_impl<float, kK>(c, a, x, dout, dx, dweight, dbias);
   };
   with_width<void>(weight.size(1), run);
 }

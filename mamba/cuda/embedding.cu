@@ -1,10 +1,14 @@
 // Token embedding on CUDA, forward and backward.
 // tokens u8 [B, L] (every id < V: the caller checks), weight / dweight f32 [V, d],
 // out / dout f32 [B, L, d], all dense.
+// Forward: float4 rows when d % 4 == 0 (the usual case), else one thread per element.
 // Backward: tokens are split into fixed blocks of kTokensPerBlock; each block sums its
 // tokens' rows in token order into per-block partials [blocks, V, d] (shared memory, one
 // thread per column, no atomics), then column_sum adds the partials in block order, so
 // dweight is bitwise identical run to run.
+#include <algorithm>
+#include <cstdint>
+
 #include "mamba/cuda/check.cuh"
 #include "mamba/cuda/context_cuda.h"
 #include "mamba/cuda/device_util.cuh"
@@ -25,6 +29,20 @@ __global__ void embedding_fwd_kernel(const uint8_t* __restrict__ tokens, const f
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t m = i / d, j = i - m * d;
     out[i] = weight[static_cast<int64_t>(tokens[m]) * d + j];
+  }
+}
+
+// Rows of d % 4 == 0 floats, 16-byte aligned: each block copies kFwdRows rows as float4.
+constexpr int kFwdRows = 16;
+__global__ void embedding_fwd_vec4_kernel(const uint8_t* __restrict__ tokens, const float4* __restrict__ weight,
+                                          float4* __restrict__ out, int64_t M, int d4) {
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kFwdRows;
+  for (int r = 0; r < kFwdRows; ++r) {
+    const int64_t m = m0 + r;
+    if (m >= M) return;
+    const float4* w = weight + static_cast<int64_t>(tokens[m]) * d4;
+    float4* o = out + m * d4;
+    for (int j = threadIdx.x; j < d4; j += blockDim.x) o[j] = w[j];
   }
 }
 
@@ -61,7 +79,20 @@ void embedding_fwd(Context& ctx, const Tensor& tokens, const Tensor& weight, Ten
   require_dtype(out, DType::F32, op, "out");
   require(out.is_contiguous() && out.numel() == M * d, op, "out must be dense [B, L, d], got " + out.describe());
   if (M * d == 0) return;
-  embedding_fwd_kernel<<<capped_blocks(M * d, 256), 256, 0, c.stream()>>>(tokens.data<uint8_t>(), weight.data<float>(), out.data<float>(), M, d);
+  const bool vec4 = d % 4 == 0 && d / 4 <= 0x7fffffff && reinterpret_cast<uintptr_t>(weight.raw()) % 16 == 0 &&
+                    reinterpret_cast<uintptr_t>(out.raw()) % 16 == 0;
+  if (vec4) {
+    const int d4 = static_cast<int>(d / 4);
+    const int threads = std::min(256, (d4 + 31) / 32 * 32);
+    const int64_t blocks = (M + kFwdRows - 1) / kFwdRows;
+    require(blocks <= 0x7fffffff, op, "too many tokens");
+    embedding_fwd_vec4_kernel<<<static_cast<unsigned>(blocks), threads, 0, c.stream()>>>(
+        tokens.data<uint8_t>(), static_cast<const float4*>(weight.raw()), static_cast<float4*>(out.raw()), M, d4);
+  } else {
+    embedding_fwd_kernel<<<capped_blocks(M * d, 256), 256, 0, c.stream()>>>(tokens.data<uint8_t>(),
+                                                                            weight.data<float>(), out.data<float>(),
+                                                                            M, d);
+  }
   GM_CUDA_CHECK_LAUNCH();
 }
 
