@@ -93,15 +93,17 @@ double model_only_rate(gm::Context& ctx, gm::MambaModel& model, const gm::FastaR
   std::vector<uint8_t> tokens(static_cast<size_t>(rows * columns)), seq(tokens.size());
   gm::StreamState state = model.new_stream_state(ctx, rows);
   auto forward = [&](int64_t step) {
+    bool resets = false;  // as the engine: resets only when a region starts after column 0 of the stream
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < columns; ++c) {
         const int64_t pos = step * columns + c;
         tokens[static_cast<size_t>(r * columns + c)] = lanes[static_cast<size_t>(r * steps * columns + pos)];
         seq[static_cast<size_t>(r * columns + c)] = pos % size == 0;
+        resets = resets || (pos > 0 && pos % size == 0);
       }
     gm::ForwardRequest req;
     req.tokens = gm::upload_u8(ctx, tokens, {rows, columns});
-    req.seq_start = gm::upload_u8(ctx, seq, {rows, columns});
+    if (resets) req.seq_start = gm::upload_u8(ctx, seq, {rows, columns});
     req.state = steps > 1 ? &state : nullptr;
     req.want_logits = false;
     req.capture = {static_cast<int>(model.config().n_layer)};
