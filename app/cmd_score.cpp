@@ -76,6 +76,14 @@ int cmd_score(int argc, char** argv) {
   pos.add("input", 1);
   po::variables_map vm;
   if (!parse_command_line(spec, opts, pos, argc, argv, vm)) return 0;
+  // Boost gives an optional-value option the next word: "-W in.vcf.gz" reads as
+  // --write-index=in.vcf.gz. As with bcftools, the format must be attached (-Wtbi,
+  // --write-index=tbi); a detached word after -W is the input file.
+  if (vm.count("write-index") && write_index != "csi" && write_index != "tbi") {
+    if (!o.vcf.empty()) throw UsageError("--write-index takes csi or tbi, not '" + write_index + "'");
+    o.vcf = write_index;
+    write_index = "csi";
+  }
   if (o.vcf.empty()) throw UsageError("an input VCF/BCF is required ('-' for stdin)");
   if (o.fasta.empty()) throw UsageError("-f REF.fa is required");
   if (model.empty()) throw UsageError("-m CKPT is required");

@@ -73,5 +73,17 @@ TEST(CliMain, ConfigFileAndCommandLinePrecedence) {
   EXPECT_NE(r.err.find("bad.ini"), std::string::npos) << r.err;
 }
 
+TEST(CliMain, ScoreWriteIndexFlagBeforeTheInput) {
+  // "-W in.vcf.gz": the word after -W is the input (the index format must be attached:
+  // -Wtbi), so parsing gets past the input check to the missing checkpoint.
+  const std::string vcf = test::data_path("setB/dbsnp_146.hg38.vcf.gz");
+  auto r = run_genomamba({"score", "-f", test::data_path("setB/genome.fasta"), "-m", "/nonexistent/ckpt", "-W", vcf});
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("no such checkpoint"), std::string::npos) << r.err;
+  r = run_genomamba({"score", "-f", test::data_path("setB/genome.fasta"), "-m", "/nonexistent/ckpt", "-W", "x.vcf", vcf});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("csi or tbi"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace gm
