@@ -23,32 +23,11 @@ using test::data_path;
 
 const std::string kRefA = "setA/grch38.chr20_and_21_10M.fa.gz";
 
-struct CliRun {
-  int status = -1;
-  std::string out, err;
-};
+using CliRun = test::CliResult;
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-CliRun inspect(const std::vector<std::string>& args) {
-  test::TempDir dir;
-  std::string cmd = quote(test::genomamba_binary()) + " inspect";
-  for (const auto& a : args) cmd += " " + quote(a);
-  cmd += " > " + quote(dir / "out") + " 2> " + quote(dir / "err");
-  const int raw = std::system(cmd.c_str());
-  CliRun r;
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  std::ifstream o(dir / "out"), e(dir / "err");
-  std::stringstream so, se;
-  so << o.rdbuf();
-  se << e.rdbuf();
-  r.out = so.str();
-  r.err = se.str();
-  return r;
+CliRun inspect(std::vector<std::string> args) {
+  args.insert(args.begin(), "inspect");
+  return test::run_genomamba(args);
 }
 
 // The whitespace-separated fields of the first line starting with `first`.
