@@ -30,7 +30,7 @@
 #include "mamba/context.h"
 #include "mamba/model.h"
 #include "mamba/optim.h"
-#include "pipelines/atomic_output.h"
+#include "mamba/safetensors.h"
 #include "pipelines/evaluate.h"
 #include "pipelines/progress.h"
 
@@ -129,16 +129,6 @@ std::string checkpoint_name(int64_t step) {
   return buf;
 }
 
-void write_text_atomically(const std::string& path, const std::string& text) {
-  AtomicOutput out(path);
-  {
-    std::ofstream f(out.temp_path());
-    f << text;
-    if (!f.flush()) throw std::runtime_error("cannot write '" + out.temp_path() + "'");
-  }
-  out.commit();
-}
-
 // Writes checkpoints/step-N/ under a temporary directory name, renames it into place,
 // then points checkpoints/latest at it.
 void save_checkpoint(Context& ctx, const PretrainOptions& o, const MambaModel& model, const AdamW& opt,
@@ -159,7 +149,8 @@ void save_checkpoint(Context& ctx, const PretrainOptions& o, const MambaModel& m
   const fs::path final_dir = dir / name;
   fs::remove_all(final_dir);
   fs::rename(tmp, final_dir);
-  write_text_atomically((dir / "latest").string(), name + "\n");
+  const std::string latest = name + "\n";
+  write_file_atomic((dir / "latest").string(), {{latest.data(), latest.size()}});
 }
 
 // The directory named by checkpoints/latest, or empty when there is none.

@@ -6,7 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "pipelines/atomic_output.h"
+#include "mamba/safetensors.h"
 
 namespace gm {
 
@@ -82,13 +82,9 @@ std::string shard_output_path(const std::string& output, const ShardSpec& s) {
 std::string done_marker_path(const std::string& output) { return output + ".done"; }
 
 void write_done_marker(const std::string& output, const DoneMarker& marker) {
-  AtomicOutput out(done_marker_path(output));
-  {
-    std::ofstream f(out.temp_path());
-    f << "command\t" << marker.command << "\ncheckpoint_sha256\t" << marker.checkpoint_sha256 << "\n";
-    if (!f.flush()) throw std::runtime_error("cannot write '" + out.temp_path() + "'");
-  }
-  out.commit();
+  const std::string text =
+      "command\t" + marker.command + "\ncheckpoint_sha256\t" + marker.checkpoint_sha256 + "\n";
+  write_file_atomic(done_marker_path(output), {{text.data(), text.size()}});
 }
 
 std::optional<DoneMarker> read_done_marker(const std::string& output) {
