@@ -57,6 +57,10 @@ double sum(Context& ctx, const Tensor& x) { GM_DISPATCH(sum, x); }
 double sum_squares(Context& ctx, const Tensor& x) { GM_DISPATCH(sum_squares, x); }
 bool has_nonfinite(Context& ctx, const Tensor& x) { GM_DISPATCH(has_nonfinite, x); }
 
+void span_reduce(Context& ctx, const Tensor& x, const Tensor& spans, bool max, Tensor& out) {
+  GM_DISPATCH(span_reduce, x, spans, max, out);
+}
+
 void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
           const Tensor& A, int64_t lda, int64_t stride_a, const Tensor& B, int64_t ldb, int64_t stride_b,
           float beta, Tensor& C, int64_t ldc, int64_t stride_c, int64_t batch) {

@@ -131,14 +131,28 @@ struct Segment {
   bool starts = false, ends = false;
 };
 
+// Pooled modes: positions [q0, q1) of the pass of segments[segment], reduced on the
+// model's device from consecutive columns of the segment's lane.
+struct Piece {
+  size_t segment = 0;
+  int64_t q0 = 0, q1 = 0;
+};
+
+// Positions one reduced piece spans at most: bounds each device thread's sequential f32
+// sum; the pieces of a pass are added on the host in double.
+constexpr int64_t kMaxPieceRows = 4096;
+
 // One forward of the lanes: its tokens, what they are, and (once launched) its outputs.
 struct Step {
   int64_t col0 = 0, n = 0;
   std::vector<uint8_t> tokens, seq_start;
   bool resets = false;
   std::vector<Segment> segments;
+  std::vector<Piece> pieces;         // pooled modes
+  std::vector<int32_t> spans;        // pooled modes: (lane, first column, end column) per piece
   ForwardOutput forward;             // keeps the captures alive until consumed
-  std::vector<const float*> values;  // per layer slot: [rows, n, d] on the host
+  std::vector<Tensor> reduced;       // pooled modes, per layer slot: [pieces, d] on the device
+  std::vector<const float*> values;  // per layer slot, on the host: [pieces, d] pooled, [rows, n, d] per token
 };
 
 // Host buffer for captures copied from a device, page-locked when CUDA is built in so
@@ -314,6 +328,8 @@ void RegionEmbedder::run_block(const std::vector<EmbedRegion>& regions, size_t f
     step.tokens.assign(static_cast<size_t>(rows * n), token::kPad);
     step.seq_start.assign(static_cast<size_t>(rows * n), 0);
     step.segments.clear();
+    step.pieces.clear();
+    step.spans.clear();
     step.resets = false;
     for (size_t l = 0; l < lanes.size(); ++l) {
       Lane& lane = lanes[l];
@@ -333,6 +349,18 @@ void RegionEmbedder::run_block(const std::vector<EmbedRegion>& regions, size_t f
         if (p.counts_n) {
           for (int64_t t = std::max(lane.pos, p.lead); t < lane.pos + take; ++t)
             out.n_bases[p.region] += dst[t - lane.pos] == token::kN;
+        }
+        if (!per_token) {
+          // The segment's positions that its pass's pooling reads, in pieces.
+          const auto [w0, w1] = pool_wanted_range(opt_.pool, p.pooled());
+          const int64_t q_lo = std::max(lane.pos - p.lead, w0), q_hi = std::min(lane.pos + take - p.lead, w1);
+          for (int64_t q = q_lo; q < q_hi; q += kMaxPieceRows) {
+            const int64_t q_end = std::min(q_hi, q + kMaxPieceRows);
+            const int64_t first = col + (q + p.lead - lane.pos);
+            step.pieces.push_back({step.segments.size(), q, q_end});
+            step.spans.insert(step.spans.end(), {static_cast<int32_t>(l), static_cast<int32_t>(first),
+                                                 static_cast<int32_t>(first + (q_end - q))});
+          }
         }
         step.segments.push_back(seg);
         lane.pos += take;
@@ -355,6 +383,29 @@ void RegionEmbedder::run_block(const std::vector<EmbedRegion>& regions, size_t f
     req.capture = opt_.layers;
     step.forward = model_.forward(ctx_, req);
     step.values.assign(slots, nullptr);
+    if (!per_token) {
+      // Pooled modes reduce the wanted positions where the model ran and bring back one
+      // row per piece instead of every token's values.
+      step.reduced.clear();
+      const int64_t S = static_cast<int64_t>(step.pieces.size());
+      if (S == 0) return;
+      Tensor host_spans = Tensor::wrap(step.spans.data(), {S, 3}, DType::I32, Device::cpu());
+      Tensor spans = on_host ? host_spans : ctx_.empty({S, 3}, DType::I32);
+      if (!on_host) ops::copy(ctx_, host_spans, spans);
+      for (size_t k = 0; k < slots; ++k) {
+        step.reduced.push_back(ctx_.empty({S, d}, DType::F32));
+        ops::span_reduce(ctx_, step.forward.captured[k], spans, opt_.pool == Pool::Max, step.reduced.back());
+        if (on_host) {
+          step.values[k] = step.reduced.back().data<float>();
+        } else {
+          float* host = staging[parity * slots + k].get(static_cast<size_t>(S * d));
+          Tensor dst = Tensor::wrap(host, {S, d}, DType::F32, Device::cpu());
+          ops::copy(ctx_, step.reduced.back(), dst);
+          step.values[k] = host;
+        }
+      }
+      return;
+    }
     for (size_t k = 0; k < slots; ++k) {
       if (on_host) {
         step.values[k] = step.forward.captured[k].data<float>();
@@ -369,22 +420,26 @@ void RegionEmbedder::run_block(const std::vector<EmbedRegion>& regions, size_t f
 
   // Pools (or keeps) the outputs of a finished step.
   auto consume = [&](const Step& step) {
-    for (const Segment& s : step.segments) {
+    size_t piece = 0;
+    for (size_t si = 0; si < step.segments.size(); ++si) {
+      const Segment& s = step.segments[si];
       const Pass& p = passes[s.pass];
       const int64_t P = p.pooled();
       if (!per_token && s.starts)
         for (size_t k = 0; k < slots; ++k) poolers[s.lane * slots + k].begin(P);
-      for (int64_t t = std::max(s.pos0, p.lead); t < s.pos0 + s.take; ++t) {
-        const int64_t q = t - p.lead;
-        const int64_t column = s.col + (t - s.pos0);
-        for (size_t k = 0; k < slots; ++k) {
-          const float* x = step.values[k] + (static_cast<int64_t>(s.lane) * step.n + column) * d;
-          if (per_token) {
-            const int64_t row = out.offsets[p.region] + (p.aligned ? q : P - 1 - q);
+      for (; piece < step.pieces.size() && step.pieces[piece].segment == si; ++piece)
+        for (size_t k = 0; k < slots; ++k)
+          poolers[s.lane * slots + k].feed_reduced(step.pieces[piece].q0, step.pieces[piece].q1,
+                                                   step.values[k] + static_cast<int64_t>(piece) * d);
+      if (per_token) {
+        for (int64_t t = std::max(s.pos0, p.lead); t < s.pos0 + s.take; ++t) {
+          const int64_t q = t - p.lead;
+          const int64_t column = s.col + (t - s.pos0);
+          const int64_t row = out.offsets[p.region] + (p.aligned ? q : P - 1 - q);
+          for (size_t k = 0; k < slots; ++k) {
+            const float* x = step.values[k] + (static_cast<int64_t>(s.lane) * step.n + column) * d;
             float* o = out.values[k].data() + row * d;
             for (int64_t j = 0; j < d; ++j) o[j] += weight * x[j];
-          } else {
-            poolers[s.lane * slots + k].feed(q, x);
           }
         }
       }
@@ -412,6 +467,7 @@ void RegionEmbedder::run_block(const std::vector<EmbedRegion>& regions, size_t f
     if (more) launch(steps[1 - cur], 1 - cur);
     consume(steps[cur]);
     steps[cur].forward = ForwardOutput();
+    steps[cur].reduced.clear();
     if (!more) break;
     cur = 1 - cur;
   }

@@ -15,8 +15,11 @@
 //   tokens, the stream state carried between steps, so a region of any length (a whole
 //   chromosome) runs in memory that does not grow with its length. A block with fewer
 //   passes than rows uses fewer, longer lanes: still about rows x chunk tokens a forward.
-// - On a device, the host fills the next step and pools the previous one while the
-//   device computes (double-buffered steps).
+// - Pooled modes reduce each step's wanted positions on the model's device (ops::
+//   span_reduce: sums, or maxima, of runs of at most 4,096 positions) and bring back one
+//   row per run, which the host adds up per pass in double; per-token mode brings back
+//   every token. On a device, the host fills the next step and finishes the previous one
+//   while the device computes (double-buffered steps).
 // - Blocks are handed to the sink in region order.
 #pragma once
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
+#include <tuple>
 
 namespace gm {
 
@@ -43,6 +44,14 @@ const char* strand_mode_name(StrandMode s) {
   return "?";
 }
 
+std::pair<int64_t, int64_t> pool_wanted_range(Pool pool, int64_t P) {
+  switch (pool) {
+    case Pool::Center: return P % 2 ? std::pair{P / 2, P / 2 + 1} : std::pair{P / 2 - 1, P / 2 + 1};
+    case Pool::Last: return {P - 1, P};
+    default: return {0, P};
+  }
+}
+
 PassPooler::PassPooler(Pool pool, int64_t dim) : pool_(pool), dim_(dim) {
   if (pool == Pool::None) throw std::invalid_argument("PassPooler: pool 'none' keeps every token, nothing to pool");
   acc_.assign(static_cast<size_t>(dim), 0.0);
@@ -52,42 +61,35 @@ PassPooler::PassPooler(Pool pool, int64_t dim) : pool_(pool), dim_(dim) {
 void PassPooler::begin(int64_t length) {
   if (length < 1) throw std::invalid_argument("PassPooler: empty pass");
   length_ = length;
+  std::tie(wanted_begin_, wanted_end_) = pool_wanted_range(pool_, length);
   fed_ = 0;
   std::fill(acc_.begin(), acc_.end(), 0.0);
   std::fill(max_.begin(), max_.end(), -std::numeric_limits<float>::infinity());
 }
 
-void PassPooler::feed(int64_t q, const float* x) {
-  ++fed_;
+void PassPooler::feed_reduced(int64_t q0, int64_t q1, const float* reduced) {
+  if (q0 < wanted_begin_ || q1 > wanted_end_ || q0 >= q1)
+    throw std::logic_error("PassPooler: positions " + std::to_string(q0) + ".." + std::to_string(q1) +
+                           " are not a part of the wanted range");
+  fed_ += q1 - q0;
   const size_t d = static_cast<size_t>(dim_);
-  switch (pool_) {
-    case Pool::Mean:
-      for (size_t j = 0; j < d; ++j) acc_[j] += x[j];
-      break;
-    case Pool::Max:
-      for (size_t j = 0; j < d; ++j) max_[j] = std::max(max_[j], x[j]);
-      break;
-    case Pool::Center: {
-      const bool middle = length_ % 2 ? q == length_ / 2 : (q == length_ / 2 - 1 || q == length_ / 2);
-      if (middle)
-        for (size_t j = 0; j < d; ++j) acc_[j] += x[j];
-      break;
-    }
-    case Pool::Last:
-      if (q == length_ - 1)
-        for (size_t j = 0; j < d; ++j) acc_[j] = x[j];
-      break;
-    case Pool::None: break;
+  if (pool_ == Pool::Max) {
+    for (size_t j = 0; j < d; ++j) max_[j] = std::max(max_[j], reduced[j]);
+  } else {
+    for (size_t j = 0; j < d; ++j) acc_[j] += reduced[j];
   }
 }
 
+void PassPooler::feed(int64_t q, const float* x) {
+  if (q >= wanted_begin_ && q < wanted_end_) feed_reduced(q, q + 1, x);
+}
+
 void PassPooler::finish(float weight, float* out) const {
-  if (fed_ != length_)
-    throw std::logic_error("PassPooler: " + std::to_string(fed_) + " of " + std::to_string(length_) + " positions fed");
+  const int64_t wanted = wanted_end_ - wanted_begin_;
+  if (fed_ != wanted)
+    throw std::logic_error("PassPooler: " + std::to_string(fed_) + " of " + std::to_string(wanted) + " positions fed");
   const size_t d = static_cast<size_t>(dim_);
-  double scale = 1.0;
-  if (pool_ == Pool::Mean) scale = 1.0 / static_cast<double>(length_);
-  if (pool_ == Pool::Center) scale = length_ % 2 ? 1.0 : 0.5;
+  const double scale = 1.0 / static_cast<double>(wanted);
   for (size_t j = 0; j < d; ++j) {
     const double v = pool_ == Pool::Max ? static_cast<double>(max_[j]) : acc_[j] * scale;
     out[j] += static_cast<float>(weight * v);

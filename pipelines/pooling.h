@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gm {
@@ -26,20 +27,29 @@ const char* pool_name(Pool p);
 StrandMode parse_strand_mode(const std::string& text);  // fwd | rc | both
 const char* strand_mode_name(StrandMode s);
 
+// The pooled positions whose outputs a mode needs: [first, second) of a pass with P
+// pooled positions (all of them for mean and max, the middle one or two for center, the
+// last one for last). Only these are read, so a caller may reduce exactly this range.
+std::pair<int64_t, int64_t> pool_wanted_range(Pool pool, int64_t P);
+
 class PassPooler {
  public:
   PassPooler(Pool pool, int64_t dim);
   // Starts a pass whose pooled part has `length` positions.
   void begin(int64_t length);
-  // The output at pooled position q (fed in increasing q), dim values.
+  // The reduction of the outputs at pooled positions [q0, q1), a part of the wanted range
+  // not fed before: their sum, or for max their elementwise maximum (dim values).
+  void feed_reduced(int64_t q0, int64_t q1, const float* reduced);
+  // The output at pooled position q (dim values); positions outside the wanted range
+  // are ignored, so every position may be fed.
   void feed(int64_t q, const float* x);
-  // out[0..dim) += weight * pooled value. Every position must have been fed.
+  // out[0..dim) += weight * pooled value. Every wanted position must have been fed.
   void finish(float weight, float* out) const;
 
  private:
   Pool pool_;
   int64_t dim_;
-  int64_t length_ = 0, fed_ = 0;
+  int64_t length_ = 0, wanted_begin_ = 0, wanted_end_ = 0, fed_ = 0;
   std::vector<double> acc_;
   std::vector<float> max_;
 };
