@@ -10,7 +10,8 @@
 // free memory. The "recomputed" column says how many layers the plan recomputed.
 //
 // Usage: bench_model [--device cuda] [--precision bf16|fp32] [--steps N] [--only ROW]
-//        [--profile ROW]   (one training step of ROW with every op timed, synchronised)
+//        [--profile ROW]   (one training step of ROW, then one inference forward, every op timed,
+//                          synchronised)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -154,6 +155,15 @@ int main(int argc, char** argv) {
                       (long long)row.d_model, (long long)row.n_layer, (long long)row.batch, (long long)row.length,
                       recomputed);
           print_profile(prof);
+          gm::OpProfile iprof;
+          gm::ForwardRequest ireq;
+          ireq.tokens = inputs.tokens;
+          model.forward(*ctx, ireq);  // warm-up
+          ctx->profile = &iprof;
+          model.forward(*ctx, ireq);
+          ctx->profile = nullptr;
+          std::printf("\nprofile of one inference forward (logits), same row:\n");
+          print_profile(iprof);
           return 0;
         }
         ctx->allocator().reset_peak();

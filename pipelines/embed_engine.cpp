@@ -58,19 +58,20 @@ std::vector<Pass> plan_passes(const EmbedRegion& r, size_t local, int64_t contig
   return out;
 }
 
-// Forward-strand tokens of the block's regions: short spans are fetched once, in region
-// order (one sweep over the FASTA, shared by both passes); long ones chunk by chunk.
+// Forward-strand tokens of the block's regions: short spans are fetched once, when first
+// read (so fetching overlaps the device's work on the previous step), and shared by both
+// passes; long ones chunk by chunk.
 class TokenSource {
  public:
   TokenSource(const FastaReader& fasta, const std::vector<EmbedRegion>& regions, size_t first, size_t count)
       : fasta_(fasta), regions_(regions), first_(first), cache_(count) {}
 
+  // Keeps [beg, end) of region `local` once it is first read.
   void cache(size_t local, int64_t beg, int64_t end) {
     Cached& c = cache_[local];
     c.beg = beg;
     c.end = end;
-    c.tokens.resize(static_cast<size_t>(end - beg));
-    read(local, beg, end, c.tokens.data());
+    c.wanted = true;
   }
 
   // Tokens of pass positions [a, b) into dst.
@@ -88,12 +89,17 @@ class TokenSource {
  private:
   struct Cached {
     int64_t beg = 0, end = 0;
+    bool wanted = false;
     std::vector<uint8_t> tokens;
   };
 
   void forward(size_t local, int64_t beg, int64_t end, uint8_t* dst) {
-    const Cached& c = cache_[local];
-    if (!c.tokens.empty() && beg >= c.beg && end <= c.end) {
+    Cached& c = cache_[local];
+    if (c.wanted && c.tokens.empty()) {
+      c.tokens.resize(static_cast<size_t>(c.end - c.beg));
+      read(local, c.beg, c.end, c.tokens.data());
+    }
+    if (c.wanted && beg >= c.beg && end <= c.end) {
       std::copy(c.tokens.begin() + (beg - c.beg), c.tokens.begin() + (end - c.beg), dst);
       return;
     }
