@@ -147,16 +147,33 @@ void ScoreEngine::score_full(const ContigTokens& seq, const std::vector<StrandJo
     ForwardOutput out = model_.forward(ctx_, req);
     tokens_run_ += rows * len;
     if (want_logits) {
-      logits.resize(static_cast<size_t>(rows * len * vocab));
-      Tensor host = Tensor::wrap(logits.data(), {rows * len, vocab}, DType::F32, Device::cpu());
-      ops::copy(ctx_, out.logits, host);
+      // Only the logits rows the LLR jobs read (one per job, at pos - 1) come back to the
+      // host, gathered where the model ran: the whole [rows * len, vocab] would be 64 MB
+      // per million tokens.
+      std::vector<int32_t> spans;
+      std::vector<StrandJob*> readers;
       for (int64_t r = 0; r < rows; ++r) {
         StrandStream& st = streams[static_cast<size_t>(rows_of[static_cast<size_t>(r)])];
         while (st.next_llr < st.llr_jobs.size() && st.llr_jobs[st.next_llr]->pos - 1 < beg + len) {
-          StrandJob& job = *st.llr_jobs[st.next_llr++];
-          const float* l = logits.data() + (r * len + (job.pos - 1 - beg)) * vocab;
-          job.llr_value = static_cast<double>(l[job.alt[0]]) - l[job.ref[0]];
+          StrandJob* job = st.llr_jobs[st.next_llr++];
+          const auto col = static_cast<int32_t>(job->pos - 1 - beg);
+          spans.insert(spans.end(), {static_cast<int32_t>(r), col, col + 1});
+          readers.push_back(job);
         }
+      }
+      const auto S = static_cast<int64_t>(readers.size());
+      Tensor host_spans = Tensor::wrap(spans.data(), {S, 3}, DType::I32, Device::cpu());
+      Tensor dev_spans = ctx_.device().is_cpu() ? host_spans : ctx_.empty({S, 3}, DType::I32);
+      if (!ctx_.device().is_cpu()) ops::copy(ctx_, host_spans, dev_spans);
+      Tensor picked = ctx_.empty({S, vocab}, DType::F32);
+      ops::span_reduce(ctx_, out.logits.reshape({rows, len, vocab}), dev_spans, false, picked);
+      logits.resize(static_cast<size_t>(S * vocab));
+      Tensor host = Tensor::wrap(logits.data(), {S, vocab}, DType::F32, Device::cpu());
+      ops::copy(ctx_, picked, host);
+      for (int64_t i = 0; i < S; ++i) {
+        const float* l = logits.data() + i * vocab;
+        readers[static_cast<size_t>(i)]->llr_value =
+            static_cast<double>(l[readers[static_cast<size_t>(i)]->alt[0]]) - l[readers[static_cast<size_t>(i)]->ref[0]];
       }
     }
     if (on_chunk) on_chunk(static_cast<double>(k + 1) / static_cast<double>(total_chunks));
