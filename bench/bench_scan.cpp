@@ -11,6 +11,9 @@
 // Usage: bench_scan [repeats] [row] [variant]   (row 1..6: one shape only; variant: its
 // name, only that one; repeats 0: one untimed forward + backward per variant, for a
 // profiler; prints a Markdown table)
+//        bench_scan [repeats] crossover   (forward only, chunked vs serial kernels, at
+// 2^20 tokens of 512 channels from 1 x 2^20 to 64 x 2^14, and at the model's d512
+// training shape 4 x 1024 x 32,768: where the default's forward switches kernels)
 #include <cstdio>
 #include <cstdlib>
 
@@ -24,6 +27,8 @@ int main() {
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <iterator>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -122,13 +127,86 @@ double copy_bandwidth(gm::Context& ctx, cudaStream_t s) {
   return 2.0 * static_cast<double>(src.nbytes()) / (ms * 1e-3);
 }
 
+struct ScanSet {
+  Tensor u, delta, z, B, C, A, Dskip, bias, out, saved;
+  gm::ScanInputs in;
+};
+
+// Random inputs with the peer's signature (bf16 activations, softplus, z, D, bias).
+ScanSet make_set(gm::Context& ctx, RandomFill& rnd, int64_t B, int64_t D, int64_t N, int64_t L) {
+  ScanSet s;
+  s.u = ctx.empty({B, D, L}, DType::BF16);
+  s.delta = ctx.empty({B, D, L}, DType::BF16);
+  s.z = ctx.empty({B, D, L}, DType::BF16);
+  s.B = ctx.empty({B, N, L}, DType::BF16);
+  s.C = ctx.empty({B, N, L}, DType::BF16);
+  s.A = ctx.empty({D, N}, DType::F32);
+  s.Dskip = ctx.empty({D}, DType::F32);
+  s.bias = ctx.empty({D}, DType::F32);
+  rnd.normal(s.u, 0.f, 1.f);
+  rnd.uniform(s.delta, -1.f, 1.f);
+  rnd.uniform(s.z, -3.f, 3.f);
+  rnd.normal(s.B, 0.f, 1.f);
+  rnd.normal(s.C, 0.f, 1.f);
+  rnd.uniform(s.Dskip, 0.5f, 1.5f);
+  rnd.uniform(s.bias, -6.9f, -2.25f);  // softplus^-1 of dt in [1e-3, 0.1]
+  std::vector<float> a(D * N);
+  for (int64_t i = 0; i < D * N; ++i) a[i] = -static_cast<float>(i % N + 1);
+  check(cudaMemcpy(s.A.raw(), a.data(), a.size() * 4, cudaMemcpyHostToDevice), "A");
+  s.out = ctx.empty({B, D, L}, DType::BF16);
+  s.saved = ctx.empty({gm::cuda::selective_scan_saved_numel(ctx, B, D, L, N)}, DType::F32);
+  s.in.u = &s.u;
+  s.in.delta = &s.delta;
+  s.in.A = &s.A;
+  s.in.B = &s.B;
+  s.in.C = &s.C;
+  s.in.Dskip = &s.Dskip;
+  s.in.z = &s.z;
+  s.in.delta_bias = &s.bias;
+  s.in.delta_softplus = true;
+  return s;
+}
+
+// Forward times (saved written) of the chunked and serial kernels and the default, by
+// batch x channels: the measurement behind default_fwd_is_serial.
+void crossover(gm::Context& ctx, cudaStream_t s, RandomFill& rnd, int repeats) {
+  using gm::cuda::ScanVariant;
+  const ScanVariant vs[] = {ScanVariant::kLeanBackward, ScanVariant::kSerial4, ScanVariant::kSerial2,
+                            ScanVariant::kSerial1, ScanVariant::kDefault};
+  struct Dims {
+    int64_t B, D, L;
+  };
+  const Dims dims[] = {{1, 512, 1 << 20}, {2, 512, 1 << 19},  {4, 512, 1 << 18},  {8, 512, 1 << 17},
+                       {16, 512, 1 << 16}, {32, 512, 1 << 15}, {64, 512, 1 << 14}, {4, 1024, 32768},
+                       {8, 1536, 32768}};
+  std::printf("\n| batch | d_inner | L | batch x d_inner |");
+  for (ScanVariant v : vs) std::printf(" %s fwd ms |", gm::cuda::scan_variant_name(v));
+  std::printf(" default is serial |\n|---|---|---|---|");
+  for (size_t i = 0; i < std::size(vs); ++i) std::printf("---|");
+  std::printf("---|\n");
+  for (const Dims& d : dims) {
+    ScanSet set = make_set(ctx, rnd, d.B, d.D, 16, d.L);
+    std::printf("| %lld | %lld | %lld | %lld |", static_cast<long long>(d.B), static_cast<long long>(d.D),
+                static_cast<long long>(d.L), static_cast<long long>(d.B * d.D));
+    for (ScanVariant v : vs) {
+      const double ms = median_ms(s, 2, repeats, [&] {
+        gm::cuda::selective_scan_fwd_variant(ctx, v, set.in, set.out, nullptr, &set.saved);
+      });
+      std::printf(" %.2f |", ms);
+    }
+    std::printf(" %s |\n", gm::cuda::default_fwd_is_serial(d.B, d.D) ? "yes" : "no");
+    std::fflush(stdout);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const int asked = argc > 1 ? std::atoi(argv[1]) : 10;
   const bool once = asked == 0;
   const int repeats = std::max(3, asked);
-  const int only_row = argc > 2 ? std::atoi(argv[2]) : 0;
+  const bool cross = argc > 2 && std::string(argv[2]) == "crossover";
+  const int only_row = argc > 2 && !cross ? std::atoi(argv[2]) : 0;
   const std::string only_variant = argc > 3 ? argv[3] : "";
   if (!gm::cuda_available()) {
     std::printf("bench_scan: no CUDA device\n");
@@ -139,9 +217,14 @@ int main(int argc, char** argv) {
   cudaStream_t s = c.stream();
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, 0), "properties");
-  const double copy_bw = once ? 0.0 : copy_bandwidth(*ctx, s);
+  const double copy_bw = once || cross ? 0.0 : copy_bandwidth(*ctx, s);
   std::printf("GPU: %s, %d SMs; device-to-device copy %.2f TB/s (read + write)\n\n", prop.name,
               prop.multiProcessorCount, copy_bw / 1e12);
+  RandomFill rnd(c);
+  if (cross) {
+    crossover(*ctx, s, rnd, repeats);
+    return 0;
+  }
 
   const Shape shapes[] = {{1, 512, 16, 1 << 20, 11.31, 74.4},  {8, 512, 16, 131072, 11.47, 54.1},
                           {64, 512, 16, 16384, 11.53, 55.0},   {8, 1536, 16, 32768, 8.40, 38.7},
@@ -149,7 +232,6 @@ int main(int argc, char** argv) {
   std::printf("| variant | batch | d_inner | d_state | L | fwd ms | fwd GB/s floor-bytes | of copy BW | peer fwd ms | "
               "fwd ratio | fwd+bwd ms | peer fwd+bwd ms | fwd+bwd ratio | fwd, fwd+bwd ms per 2^20 tok |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-  RandomFill rnd(c);
   for (int row = 1; row <= 6; ++row) {
     if (only_row && row != only_row) continue;
     const Shape& sh = shapes[row - 1];

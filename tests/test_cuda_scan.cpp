@@ -366,6 +366,54 @@ TEST_F(CudaScan, DeterministicAndSavedEqualsRecomputed) {
   }
 }
 
+// The default forward switches from the chunked (pipelined) kernels to the serial one at
+// default_fwd_is_serial: a shape on each side of that boundary against the CPU, and the
+// default's output bitwise that of the kernel the rule names (so the switch is where the
+// rule says, not only somewhere correct).
+TEST_F(CudaScan, DefaultDispatchBoundary) {
+  const int64_t batch = 2;
+  int64_t first = 0;  // the fewest channels at which the default runs the serial forward
+  for (int64_t d = 1; d <= 65536 && !first; ++d)
+    if (gm::cuda::default_fwd_is_serial(batch, d)) first = d;
+  ASSERT_GT(first, 1) << "no chunked side below the boundary at batch " << batch;
+  for (int64_t D : {first - 1, first}) {
+    const bool serial = D == first;
+    ASSERT_EQ(gm::cuda::default_fwd_is_serial(batch, D), serial);
+    ScanCase sc{batch, D, 600, 16};
+    run_case(sc, ScanVariant::kDefault);
+    SCOPED_TRACE(sc.name() + ", " + seed_note());
+    Inputs in = make_inputs(sc);
+    ScanInputs din = in.dev_in();
+    Tensor got = dev({sc.B, sc.D, sc.L}, DType::F32), want = dev({sc.B, sc.D, sc.L}, DType::F32);
+    poison(got);
+    poison(want);
+    gm::cuda::selective_scan_fwd_variant(*gpu_, ScanVariant::kDefault, din, got, nullptr, nullptr);
+    gm::cuda::selective_scan_fwd_variant(*gpu_, serial ? ScanVariant::kSerial4 : ScanVariant::kLeanBackward, din,
+                                         want, nullptr, nullptr);
+    EXPECT_TRUE(bitwise_equal(download(got), download(want))) << (serial ? "serial" : "chunked") << " side, D " << D;
+  }
+}
+
+// The serial forward's chunk-start states (`saved`) are those the chunked forward chains.
+TEST_F(CudaScan, SerialSavedMatchesChunked) {
+  SCOPED_TRACE(seed_note());
+  ScanCase sc{3, 70, 1600, 16};
+  sc.reset_rate = 0.01;
+  Inputs in = make_inputs(sc);
+  ScanInputs din = in.dev_in();
+  const int64_t n = gm::cuda::selective_scan_saved_numel(*gpu_, sc.B, sc.D, sc.L, sc.N);
+  Tensor out = dev({sc.B, sc.D, sc.L}, DType::F32), chunked = dev({n}, DType::F32);
+  poison(chunked);
+  gm::cuda::selective_scan_fwd_variant(*gpu_, ScanVariant::kLeanBackward, din, out, nullptr, &chunked);
+  const Tensor want = download(chunked);
+  for (ScanVariant v : {ScanVariant::kSerial4, ScanVariant::kSerial2, ScanVariant::kSerial1}) {
+    Tensor saved = dev({n}, DType::F32);
+    poison(saved);
+    gm::cuda::selective_scan_fwd_variant(*gpu_, v, din, out, nullptr, &saved);
+    EXPECT_LE(rel_error(download(saved), want), 1e-5) << scan_variant_name(v);
+  }
+}
+
 // The dispatcher reaches the CUDA twin for a CUDA context.
 TEST_F(CudaScan, OpsDispatch) {
   SCOPED_TRACE(seed_note());

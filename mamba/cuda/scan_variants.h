@@ -5,6 +5,7 @@
 // Plain C++ header.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "mamba/context.h"
@@ -23,16 +24,29 @@ enum class ScanVariant : int {
   // branches (scan_fwd_lean.cuh), and a backward main kernel with four lanes per channel
   // and 16 steps of states in registers (scan_bwd_lean.cuh).
   kLean = 2,
-  // The pipelined forward with kLean's backward. The default (scan_variants().front()).
+  // The pipelined forward with kLean's backward (the default before kDefault).
   kLeanBackward = 3,
   // kLean with 4 of the 16 exponentials per step of the thread-per-channel kernels on
   // the FMA pipe (those kernels wait on the queue the special-function unit shares).
   kLeanPoly = 4,
+  // Single-pass forward (scan_fwd_serial.cuh: each channel's whole sequence walked once
+  // by G lanes, 16 / G states each, every exponential computed once) with kLean's
+  // backward; G = 4, 2, 1. They need batch x channels large enough to fill the GPU.
+  kSerial4 = 5,
+  kSerial2 = 6,
+  kSerial1 = 7,
+  // The default (scan_variants().front()): the serial forward (G = 4) where
+  // default_fwd_is_serial, else the pipelined one; kLean's backward.
+  kDefault = 8,
 };
 
 const char* scan_variant_name(ScanVariant v);
 // Every variant, the default first.
 std::vector<ScanVariant> scan_variants();
+
+// Whether the default variant's forward runs the single-pass kernel at this shape (the
+// rule and the measurement behind it: selective_scan.cu).
+bool default_fwd_is_serial(int64_t batch, int64_t channels);
 
 void selective_scan_fwd_variant(Context& ctx, ScanVariant v, const ScanInputs& in, Tensor& out, Tensor* h_last,
                                 Tensor* saved);

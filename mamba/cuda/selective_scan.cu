@@ -1,5 +1,6 @@
 // Selective scan (S6) on CUDA: argument checks, scratch buffers and launches of the
-// chunked kernels (scan_fwd.cuh, scan_bwd.cuh), and the variant selector (scan_variants.h).
+// chunked kernels (scan_fwd.cuh, scan_bwd.cuh) and of the single-pass forward
+// (scan_fwd_serial.cuh), and the variant selector (scan_variants.h).
 //
 // `saved` (f32, selective_scan_saved_numel elements) holds the state before every chunk
 // of kChunk = 512 steps, laid out [B, K, D, 16] (K = ceil(L / 512); states beyond N are
@@ -17,6 +18,7 @@
 #include "mamba/cuda/scan_bwd.cuh"
 #include "mamba/cuda/scan_bwd_fast.cuh"
 #include "mamba/cuda/scan_bwd_lean.cuh"
+#include "mamba/cuda/scan_fwd_serial.cuh"
 #include "mamba/cuda/scan_variants.h"
 #include "mamba/ops.h"
 
@@ -32,21 +34,35 @@ int64_t num_chunks(int64_t L) { return (L + kChunk - 1) / kChunk; }
 // Which kernel family runs the forward and which the backward (its reverse summary and
 // main kernel); a backward without `saved` recomputes the states with the forward's.
 // kLeanPoly: the lean kernels with kPoly of the 16 exponentials per step of the
-// thread-per-channel kernels on the FMA pipe.
-enum class Family { kReference, kPipelined, kLean, kLeanPoly };
+// thread-per-channel kernels on the FMA pipe. kSerialG: the single-pass forward with G
+// lanes per channel (forward only; the backward recomputes states with it).
+enum class Family { kReference, kPipelined, kLean, kLeanPoly, kSerial1, kSerial2, kSerial4 };
 struct Kernels {
   Family fwd, bwd;
 };
 constexpr int kPoly = 4;
 bool is_lean(Family f) { return f == Family::kLean || f == Family::kLeanPoly; }
+int serial_lanes(Family f) {
+  return f == Family::kSerial1 ? 1 : f == Family::kSerial2 ? 2 : f == Family::kSerial4 ? 4 : 0;
+}
 
-Kernels kernels_of(ScanVariant v) {
+// Below this many (batch x channel) rows the default forward stays chunk-parallel.
+// MEASURED_RULE_PLACEHOLDER
+constexpr int64_t kSerialMinRows = 4096;
+
+// The kernels of variant v at the shape of p (the default variant picks its forward by shape).
+Kernels kernels_of(ScanVariant v, const Params& p) {
   switch (v) {
     case ScanVariant::kReference: return {Family::kReference, Family::kReference};
     case ScanVariant::kPipelined: return {Family::kPipelined, Family::kPipelined};
     case ScanVariant::kLean: return {Family::kLean, Family::kLean};
     case ScanVariant::kLeanBackward: return {Family::kPipelined, Family::kLean};
     case ScanVariant::kLeanPoly: return {Family::kLeanPoly, Family::kLeanPoly};
+    case ScanVariant::kSerial4: return {Family::kSerial4, Family::kLean};
+    case ScanVariant::kSerial2: return {Family::kSerial2, Family::kLean};
+    case ScanVariant::kSerial1: return {Family::kSerial1, Family::kLean};
+    case ScanVariant::kDefault:
+      return {default_fwd_is_serial(p.batch, p.channels) ? Family::kSerial4 : Family::kPipelined, Family::kLean};
   }
   throw std::invalid_argument("gm::cuda::selective_scan: unknown scan variant");
 }
@@ -138,10 +154,47 @@ dim3 fwd_grid(const Params& p, int64_t chunks) {
 
 unsigned state_blocks(const Params& p) { return blocks_for(p.batch * p.channels * kMaxState, 256); }
 
+// The single-pass forward with G lanes per channel: y (kOutput), h_last and `saved` (each
+// may be null).
+template <class T, int G, bool kOutput, bool kHasZ>
+void launch_serial_g(CudaContext& c, const Params& p, const float* h0, T* o, int64_t o_bs, int64_t o_cs, float* hl,
+                     float* saved) {
+  // Blocks per SM the registers are sized for: enough for a whole row-3 grid (64 x 512
+  // channels) to be resident at once with G = 4 (1,024 blocks, 7.8 per SM); shared memory
+  // (27 KB per block in bf16) allows 8.
+  constexpr int kMinBlocks = G == 4 ? 8 : G == 2 ? 4 : 2;
+  auto kernel = scan::serial::fwd_serial_kernel<T, G, kOutput, kHasZ, kMinBlocks>;
+  const int smem = static_cast<int>(sizeof(scan::serial::SerialSmem<T, G>));
+  GM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  GM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                     cudaSharedmemCarveoutMaxShared));
+  constexpr int kChannels = scan::serial::kSerialThreads / G;
+  require(p.batch <= 65535, "selective_scan_fwd", "the serial forward takes at most 65535 batch rows");
+  const dim3 grid(static_cast<unsigned>((p.channels + kChannels - 1) / kChannels), static_cast<unsigned>(p.batch));
+  kernel<<<grid, scan::serial::kSerialThreads, smem, c.stream()>>>(p, h0, o, o_bs, o_cs, hl, saved);
+  GM_CUDA_CHECK_LAUNCH();
+}
+
+template <class T, bool kOutput, bool kHasZ>
+void launch_serial(CudaContext& c, const Params& p, const float* h0, T* o, int64_t o_bs, int64_t o_cs, float* hl,
+                   float* saved, Family fam) {
+  switch (serial_lanes(fam)) {
+    case 1: launch_serial_g<T, 1, kOutput, kHasZ>(c, p, h0, o, o_bs, o_cs, hl, saved); break;
+    case 2: launch_serial_g<T, 2, kOutput, kHasZ>(c, p, h0, o, o_bs, o_cs, hl, saved); break;
+    case 4: launch_serial_g<T, 4, kOutput, kHasZ>(c, p, h0, o, o_bs, o_cs, hl, saved); break;
+    default: throw std::logic_error("gm::cuda::selective_scan: not a serial kernel family");
+  }
+}
+
 // The state before every chunk into `starts` ([B, K, D, 16]): chunk summaries, then the
-// sequential combine along the chunks.
+// sequential combine along the chunks; for a serial family, its own states-only pass
+// (bitwise the states its forward saves).
 template <class T>
 void chunk_start_states(CudaContext& c, const Params& p, const float* h0, float* starts, Family fam) {
+  if (serial_lanes(fam)) {
+    launch_serial<T, false, false>(c, p, h0, nullptr, 0, 0, nullptr, starts, fam);
+    return;
+  }
   Tensor E, P;
   if (p.chunks > 1) {
     const int64_t n = p.batch * p.chunks * p.channels * kMaxState;
@@ -166,6 +219,7 @@ void chunk_start_states(CudaContext& c, const Params& p, const float* h0, float*
         scan::lean::fwd_chunk_kernel<T, false, false, kPoly>
             <<<grid, scan::kFwdThreads, 0, c.stream()>>>(p, nullptr, nullptr, 0, 0, nullptr, e, pp);
         break;
+      default: throw std::logic_error("gm::cuda::selective_scan: not a chunked kernel family");
     }
     GM_CUDA_CHECK_LAUNCH();
   }
@@ -195,6 +249,7 @@ void launch_output(CudaContext& c, const Params& p, const float* starts, T* o, i
       scan::lean::fwd_chunk_kernel<T, true, kHasZ, kPoly>
           <<<grid, th, 0, c.stream()>>>(p, starts, o, o_bs, o_cs, hl, nullptr, nullptr);
       break;
+    default: throw std::logic_error("gm::cuda::selective_scan: not a chunked kernel family");
   }
   GM_CUDA_CHECK_LAUNCH();
 }
@@ -202,6 +257,17 @@ void launch_output(CudaContext& c, const Params& p, const float* starts, T* o, i
 template <class T>
 void fwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, Tensor& out, Tensor* h_last, Tensor* saved,
                  Family fam) {
+  if (serial_lanes(fam)) {  // one pass: no chunk summaries; `saved` is written on the way
+    const float* h0 = in.h0 ? in.h0->data<float>() : nullptr;
+    float* hl = h_last ? h_last->data<float>() : nullptr;
+    float* sv = saved ? saved->data<float>() : nullptr;
+    T* o = static_cast<T*>(out.raw());
+    if (p.z)
+      launch_serial<T, true, true>(c, p, h0, o, out.stride(0), out.stride(1), hl, sv, fam);
+    else
+      launch_serial<T, true, false>(c, p, h0, o, out.stride(0), out.stride(1), hl, sv, fam);
+    return;
+  }
   const int64_t n = p.batch * p.chunks * p.channels * kMaxState;
   Tensor scratch;
   float* starts = nullptr;
@@ -240,6 +306,7 @@ void bwd_launch(CudaContext& c, const Params& p, const scan::BwdArgs& o, float* 
         scan::lean::bwd_summary_kernel<T, kHasZ, kPoly>
             <<<grid, th, 0, c.stream()>>>(p, o.dout, o.g_bs, o.g_cs, Q, P);
         break;
+      default: throw std::logic_error("gm::cuda::selective_scan: not a backward kernel family");
     }
     GM_CUDA_CHECK_LAUNCH();
   }
@@ -358,21 +425,28 @@ const char* scan_variant_name(ScanVariant v) {
     case ScanVariant::kLean: return "lean";
     case ScanVariant::kLeanBackward: return "lean-backward";
     case ScanVariant::kLeanPoly: return "lean-poly";
+    case ScanVariant::kSerial4: return "serial-g4";
+    case ScanVariant::kSerial2: return "serial-g2";
+    case ScanVariant::kSerial1: return "serial-g1";
+    case ScanVariant::kDefault: return "default";
   }
   return "?";
 }
 
 std::vector<ScanVariant> scan_variants() {
-  return {ScanVariant::kLeanBackward, ScanVariant::kLean, ScanVariant::kLeanPoly, ScanVariant::kPipelined,
-          ScanVariant::kReference};
+  return {ScanVariant::kDefault, ScanVariant::kLeanBackward, ScanVariant::kLean,    ScanVariant::kLeanPoly,
+          ScanVariant::kPipelined, ScanVariant::kReference, ScanVariant::kSerial4, ScanVariant::kSerial2,
+          ScanVariant::kSerial1};
 }
+
+bool default_fwd_is_serial(int64_t batch, int64_t channels) { return batch * channels >= kSerialMinRows; }
 
 void selective_scan_fwd_variant(Context& ctx, ScanVariant v, const ScanInputs& in, Tensor& out, Tensor* h_last,
                                 Tensor* saved) {
   CudaContext& c = as_cuda(ctx);
   const char* op = "selective_scan_fwd";
-  const Kernels kern = kernels_of(v);
   Params p = make_params(op, in);
+  const Kernels kern = kernels_of(v, p);
   const DType dt = in.u->dtype();
   require_act(out, dt, in.u->shape(), op, "out");
   p.aligned = p.aligned && aligned16(out);
@@ -399,8 +473,8 @@ void selective_scan_bwd_variant(Context& ctx, ScanVariant v, const ScanInputs& i
                                 const Tensor& dout, const ScanGrads& grads) {
   CudaContext& c = as_cuda(ctx);
   const char* op = "selective_scan_bwd";
-  const Kernels kern = kernels_of(v);
   Params p = make_params(op, in);
+  const Kernels kern = kernels_of(v, p);
   const DType dt = in.u->dtype();
   const Tensor::Shape bdl = in.u->shape(), bnl{p.batch, p.state, p.length};
   require_act(dout, dt, bdl, op, "dout");
