@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -75,7 +76,10 @@ class ScoreRun {
   void open_inputs();
   // Restricts the source to the regions and the shard; returns the record count when known.
   int64_t select_records();
-  int load_model();  // returns the EMB capture point
+  // The EMB capture point and the streaming chunk (from the checkpoint's config, without
+  // loading it); then the model on its device, loaded when the first group is scored.
+  int plan_model();
+  void load_model();
   void open_outputs(const std::string& model_sha, int layer);
   void log_summary();
   std::string record_where(const bcf1_t* rec) const;
@@ -95,6 +99,7 @@ class ScoreRun {
   std::optional<VcfSource> source_;
   std::optional<ContigMapping> mapping_;
   ContigIndex space_;
+  std::future<std::unique_ptr<Context>> pending_ctx_;
   std::unique_ptr<Context> ctx_;
   std::unique_ptr<MambaModel> model_;
   std::optional<ScoreEngine> engine_;
@@ -103,6 +108,7 @@ class ScoreRun {
   std::optional<Progress> progress_;
   JobGeometry geometry_;
   int64_t chunk_ = 0;
+  int layer_ = 0;
 
   // sequential reading of a shard: keep records whose unit is in [unit_first_, unit_last_)
   bool filter_units_ = false;
@@ -218,6 +224,7 @@ void ScoreRun::add(const bcf1_t* rec, std::optional<int> fasta_id) {
 
 void ScoreRun::flush_group() {
   if (group_.empty()) return;
+  load_model();
   std::deque<StrandJob> jobs;
   const bool fwd = o_.strand != ScoreStrands::Reverse, rev = o_.strand != ScoreStrands::Forward;
   std::optional<ContigTokens> seq;
@@ -373,24 +380,32 @@ int64_t ScoreRun::select_records() {
   return -1;
 }
 
-int ScoreRun::load_model() {
-  ctx_ = Context::create(o_.device, o_.threads, o_.precision);
-  model_ = gm::load_model(*ctx_, o_.weights);
-  EngineOptions eo;
-  eo.scores = o_.scores;
-  eo.layer = o_.layer >= 0 ? o_.layer : static_cast<int>(model_->config().n_layer);
-  eo.batch_rows = o_.batch_rows > 0 ? o_.batch_rows : default_batch_rows(o_.device);
-  // An explicit --batch-size is taken as asked; by default long rows mean fewer rows per pass.
-  eo.max_tokens = o_.batch_rows > 0 ? std::numeric_limits<int64_t>::max() / 4 : default_max_tokens(o_.device);
-  eo.chunk = o_.chunk > 0 ? o_.chunk : default_stream_chunk(o_.device, o_.scores);
-  engine_.emplace(*ctx_, *model_, eo);
-  chunk_ = eo.chunk;
+int ScoreRun::plan_model() {
+  const int64_t n_layer = read_checkpoint_config(o_.weights).n_layer;
+  layer_ = o_.layer >= 0 ? o_.layer : static_cast<int>(n_layer);
+  if (layer_ > n_layer)
+    throw std::invalid_argument("--layer " + std::to_string(layer_) + " is outside [0, " + std::to_string(n_layer) + "]");
+  chunk_ = o_.chunk > 0 ? o_.chunk : default_stream_chunk(o_.device, o_.scores);
   geometry_.llr = o_.scores.llr;
   geometry_.dll = o_.scores.dll;
   geometry_.emb = o_.scores.emb;
   geometry_.context = o_.full_context ? 0 : o_.context;
   geometry_.window = o_.window;
-  return eo.layer;
+  return layer_;
+}
+
+void ScoreRun::load_model() {
+  if (engine_) return;
+  ctx_ = pending_ctx_.get();
+  model_ = gm::load_model(*ctx_, o_.weights);
+  EngineOptions eo;
+  eo.scores = o_.scores;
+  eo.layer = layer_;
+  eo.batch_rows = o_.batch_rows > 0 ? o_.batch_rows : default_batch_rows(o_.device);
+  // An explicit --batch-size is taken as asked; by default long rows mean fewer rows per pass.
+  eo.max_tokens = o_.batch_rows > 0 ? std::numeric_limits<int64_t>::max() / 4 : default_max_tokens(o_.device);
+  eo.chunk = chunk_;
+  engine_.emplace(*ctx_, *model_, eo);
 }
 
 void ScoreRun::open_outputs(const std::string& model_sha, int layer) {
@@ -436,9 +451,16 @@ ScoreSummary ScoreRun::run() {
     log_ << "score: shard " << o_.shard.to_string() << " is already done (" << summary_.output << "), skipped\n";
     return summary_;
   }
+  // Creating a GPU context takes a few tenths of a second (driver, cuBLAS): it runs in the
+  // background while the inputs are opened and the first group's records are read; the
+  // model is loaded onto it when that group is scored.
+  pending_ctx_ = std::async(std::launch::async,
+                            [device = o_.device, threads = o_.threads, precision = o_.precision] {
+                              return Context::create(device, threads, precision);
+                            });
   open_inputs();
   const int64_t total = select_records();
-  const int layer = load_model();
+  const int layer = plan_model();
   open_outputs(model_sha, layer);
   if (o_.progress) progress_.emplace(log_, "score", total > 0 ? total : 0, "records");
   last_progress_ = std::chrono::steady_clock::now();
