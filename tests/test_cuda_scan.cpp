@@ -3,7 +3,8 @@
 // L = 1, batch > 1, strided (narrowed) inputs, document resets, h0 / h_last streaming,
 // z / D / delta_bias / softplus on and off, d_state 16 and below, f32 and bf16, dense
 // resets on the kernels' slice, sub-chunk and chunk boundaries; plus bitwise determinism
-// of the backward and equality of the saved / recomputed paths.
+// of the backward and equality of the saved / recomputed paths, the default variant's
+// forward dispatch on each side of its boundary, and the serial forward's saved states.
 // The oracle is the CPU reference math itself (mamba/cpu/selective_scan_ref.h, the
 // plain templates behind gm::cpu's scan), so a change of the CPU op's fast path cannot
 // move the goalposts.

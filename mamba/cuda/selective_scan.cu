@@ -47,8 +47,13 @@ int serial_lanes(Family f) {
 }
 
 // Below this many (batch x channel) rows the default forward stays chunk-parallel.
-// MEASURED_RULE_PLACEHOLDER
-constexpr int64_t kSerialMinRows = 4096;
+// Measured (H200, `bench_scan 5 crossover`, bf16, 2^20 tokens of 512 channels, 2026-11-29):
+// forward ms chunked (pipelined) / serial G = 4 at 2,048 rows 8.96 / 28.0, 4,096 rows
+// 8.87 / 13.95, 8,192 rows 8.86 / 8.00, 16,384 rows 8.73 / 5.36, 32,768 rows 8.68 / 4.86;
+// 8 x 1,536 x 32,768 (12,288 rows) 6.54 / 4.57; the model's 4 x 1,024 x 32,768 (4,096 rows)
+// 2.30 / 3.40. Below ~8,000 rows a block's walk along L is latency-bound (its time halves
+// as the rows double) and the chunk-parallel kernels win.
+constexpr int64_t kSerialMinRows = 8192;
 
 // The kernels of variant v at the shape of p (the default variant picks its forward by shape).
 Kernels kernels_of(ScanVariant v, const Params& p) {
@@ -159,9 +164,11 @@ unsigned state_blocks(const Params& p) { return blocks_for(p.batch * p.channels 
 template <class T, int G, bool kOutput, bool kHasZ>
 void launch_serial_g(CudaContext& c, const Params& p, const float* h0, T* o, int64_t o_bs, int64_t o_cs, float* hl,
                      float* saved) {
-  // Blocks per SM the registers are sized for: enough for a whole row-3 grid (64 x 512
-  // channels) to be resident at once with G = 4 (1,024 blocks, 7.8 per SM); shared memory
-  // (27 KB per block in bf16) allows 8.
+  // Blocks per SM the registers are sized for, so that a whole row-3 grid (64 x 512
+  // channels: 1,024 blocks of G = 4, 7.8 per SM) is resident at once; shared memory (27 KB
+  // per block in bf16) allows 8. G = 4 then gets 64 registers (ptxas: 8-24 bytes of
+  // spills, outside the step loop) and measured fastest of the three: 4.86 ms at row 3
+  // against 5.13 (G = 2) and 7.94 (G = 1), 4.64 ms at row 4 against 6.00 and 10.71.
   constexpr int kMinBlocks = G == 4 ? 8 : G == 2 ? 4 : 2;
   auto kernel = scan::serial::fwd_serial_kernel<T, G, kOutput, kHasZ, kMinBlocks>;
   const int smem = static_cast<int>(sizeof(scan::serial::SerialSmem<T, G>));
