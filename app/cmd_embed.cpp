@@ -38,9 +38,10 @@ int cmd_embed(int argc, char** argv) {
       ("pool", po::value(&pool)->default_value(pool), "mean | max | center | last | none (per-token)")
       ("strand", po::value(&strand)->default_value(strand), "fwd | rc | both (average of both passes)")
       ("dtype", po::value(&dtype)->default_value(dtype), "stored values: float32 | float16")
-      ("chunk", po::value(&job.chunk)->default_value(job.chunk), "tokens per row per forward (streaming step)")
+      ("chunk", po::value(&job.chunk)->default_value(0),
+       "tokens per row per forward, the streaming step (0: 65,536 on the CPU, 16,384 on CUDA)")
       ("batch-size,b", po::value(&job.batch_size)->default_value(0),
-       "rows per forward (0: 1 on the CPU, 16 on CUDA)")
+       "rows per forward (0: 1 on the CPU, 64 on CUDA)")
       ("shard", po::value(&job.shard)->value_name("i/N"),
        "embed shard i of N (0-based; default from SLURM_ARRAY_TASK_ID/COUNT)")
       ("device", po::value(&device)->default_value(device), "cpu | cuda | cuda:N")
@@ -55,7 +56,7 @@ int cmd_embed(int argc, char** argv) {
   if (job.regions.window < 0 || job.regions.stride < 0) throw UsageError("--window and --stride must be >= 0");
   if (job.regions.stride > 0 && job.regions.window == 0) throw UsageError("--stride needs --window");
   if (job.flank < 0) throw UsageError("--flank must be >= 0");
-  if (job.chunk < 1) throw UsageError("--chunk must be >= 1");
+  if (job.chunk < 0) throw UsageError("--chunk must be >= 0");
   if (job.batch_size < 0) throw UsageError("--batch-size must be >= 0");
   try {
     job.pool = parse_pool(pool);

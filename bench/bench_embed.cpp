@@ -44,7 +44,7 @@ struct Args {
   std::string device = "cpu", precision = "bf16", config = "configs/d256x8.ini";
   std::string fasta = "data/setA/grch38.chr20_and_21_10M.fa.gz";
   int threads = 0, reps = 1;
-  int64_t tokens = 1 << 20, batch_size = 0, chunk = 65536;
+  int64_t tokens = 1 << 20, batch_size = 0, chunk = 0;
   std::vector<int64_t> sizes = {1000, 10000, 1000000};
 };
 
@@ -80,7 +80,10 @@ Args parse(int argc, char** argv) {
 // the forwards alone (after one untimed warm-up forward).
 double model_only_rate(gm::Context& ctx, gm::MambaModel& model, const gm::FastaReader& fasta, int64_t size,
                        int64_t count, int64_t rows, int64_t chunk) {
-  rows = std::min(rows, count);
+  // As the engine: fewer regions than rows give fewer, longer lanes (same tokens a forward).
+  const int64_t used_rows = std::min(rows, count);
+  chunk *= rows / used_rows;
+  rows = used_rows;
   const int64_t per_lane = (count + rows - 1) / rows * size;
   const int64_t columns = std::min(chunk, per_lane);
   const int64_t steps = (per_lane + columns - 1) / columns;
@@ -155,7 +158,8 @@ int main(int argc, char** argv) {
   auto ctx = gm::Context::create(device, a.threads, gm::parse_precision(a.precision));
   auto model = gm::load_model(*ctx, model_path);
   const gm::FastaReader fasta(a.fasta);
-  const int64_t rows = a.batch_size > 0 ? a.batch_size : (device.is_cuda() ? 16 : 1);
+  const int64_t rows = a.batch_size > 0 ? a.batch_size : gm::default_embed_rows(device);
+  const int64_t chunk = a.chunk > 0 ? a.chunk : gm::default_embed_chunk(device);
   std::ostringstream quiet;
   const auto none = [](const char*) -> const char* { return nullptr; };
 
@@ -166,7 +170,7 @@ int main(int argc, char** argv) {
 
   std::printf("model %s, device %s, precision %s, threads %d, rows %lld, chunk %lld, best of %d\n",
               cfg.summary().c_str(), device.str().c_str(), a.precision.c_str(),
-              a.threads, (long long)rows, (long long)a.chunk, a.reps);
+              a.threads, (long long)rows, (long long)chunk, a.reps);
   std::printf("fixed cost of a run (1 region of 1 kb, end to end): %.2f s\n\n", fixed);
   std::printf("| regions | count | tokens | end-to-end tokens/s | after the fixed cost tokens/s | model-only tokens/s | "
               "end-to-end / model | hg38 (3.1 Gbp): fixed cost + tokens at the rate after it |\n");
@@ -176,7 +180,7 @@ int main(int argc, char** argv) {
     double model_rate = 0, e2e = 0, steady = 0;
     int64_t tokens = 0;
     for (int r = 0; r < a.reps; ++r) {
-      model_rate = std::max(model_rate, model_only_rate(*ctx, *model, fasta, size, count, rows, a.chunk));
+      model_rate = std::max(model_rate, model_only_rate(*ctx, *model, fasta, size, count, rows, chunk));
       const auto t0 = Clock::now();
       const gm::EmbedSummary s =
           gm::run_embed(job_for(a, model_path, (tmp / "emb.h5ad").string(), size, count), none, {}, quiet);

@@ -17,6 +17,9 @@
 
 namespace gm {
 
+int64_t default_embed_rows(const Device& device) { return device.is_cuda() ? 64 : 1; }
+int64_t default_embed_chunk(const Device& device) { return device.is_cuda() ? 16384 : 65536; }
+
 std::vector<int> parse_layers(const std::string& text, int64_t n_layer) {
   std::vector<int> out;
   std::stringstream in(text);
@@ -92,7 +95,7 @@ EmbedSummary run_embed(const EmbedJob& job, const EnvLookup& env,
   summary.shard = resolve_shard(job.shard, env);
   check_output_path(job.output);
   if (job.flank < 0) throw std::invalid_argument("--flank must be >= 0");
-  if (job.chunk < 1) throw std::invalid_argument("--chunk must be >= 1");
+  if (job.chunk < 0) throw std::invalid_argument("--chunk must be >= 0");
   if (job.batch_size < 0) throw std::invalid_argument("--batch-size must be >= 0");
 
   const std::string weights = resolve_weights_path(job.model);
@@ -123,8 +126,8 @@ EmbedSummary run_embed(const EmbedJob& job, const EnvLookup& env,
   eo.pool = job.pool;
   eo.strand = job.strand;
   eo.flank = job.flank;
-  eo.chunk = job.chunk;
-  eo.rows = job.batch_size > 0 ? job.batch_size : (job.device.is_cuda() ? 16 : 1);
+  eo.chunk = job.chunk > 0 ? job.chunk : default_embed_chunk(job.device);
+  eo.rows = job.batch_size > 0 ? job.batch_size : default_embed_rows(job.device);
   RegionEmbedder engine(*ctx, *model, fasta, eo);
 
   EmbeddingFileSpec spec;
@@ -154,7 +157,7 @@ EmbedSummary run_embed(const EmbedJob& job, const EnvLookup& env,
   prov.pool = pool_name(job.pool);
   prov.strand = strand_mode_name(job.strand);
   prov.flank = job.flank;
-  prov.chunk = job.chunk;
+  prov.chunk = eo.chunk;
   prov.shard_index = summary.shard.index;
   prov.shard_count = summary.shard.count;
 

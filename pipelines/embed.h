@@ -37,8 +37,8 @@ struct EmbedJob {
   StrandMode strand = StrandMode::Fwd;
   StoredDtype dtype = StoredDtype::F32;
   int64_t flank = 0;
-  int64_t chunk = 65536;
-  int64_t batch_size = 0;  // rows per forward; 0 = 1 on the CPU, 16 on CUDA
+  int64_t chunk = 0;       // tokens per row per forward; 0 = default_embed_chunk(device)
+  int64_t batch_size = 0;  // rows per forward; 0 = default_embed_rows(device)
   std::string shard;       // "i/N"; empty = SLURM variables, else unsharded
   Device device = Device::cpu();
   int threads = 0;
@@ -53,6 +53,13 @@ struct EmbedSummary {
   int64_t regions = 0, all_n_regions = 0, model_tokens = 0;
   double seconds = 0;
 };
+
+// The streaming step by default: on CUDA 64 rows x 16,384 tokens, about a million tokens
+// a forward in rows enough (64 x d_inner >= 8,192 batch x channel rows for d_model >= 64)
+// that the selective scan runs its single-pass forward (1.8x faster than the chunked one
+// at 64 x 512 channels, bench/RESULTS.md); on the CPU one row of 65,536.
+int64_t default_embed_rows(const Device& device);
+int64_t default_embed_chunk(const Device& device);
 
 // "3", "0,4,8", "last" (= n_layer); each in [0, n_layer], no repeats.
 std::vector<int> parse_layers(const std::string& text, int64_t n_layer);
