@@ -163,7 +163,7 @@ EmbedSummary run_embed(const EmbedJob& job, const EnvLookup& env,
 
   std::vector<int64_t> n_bases(regions.size(), 0);
   {
-    EmbeddingFileWriter writer(atomic.temp_path(), spec);
+    EmbeddingFileWriter writer(atomic.temp_path(), spec, job.threads);
     engine.run(
         regions,
         [&](const EmbeddedBlock& block) {

@@ -154,7 +154,8 @@ void RegionTable::append(const RegionTable& o) {
 
 // ---- writer ----
 
-EmbeddingFileWriter::EmbeddingFileWriter(const std::string& path, const EmbeddingFileSpec& spec) : spec_(spec) {
+EmbeddingFileWriter::EmbeddingFileWriter(const std::string& path, const EmbeddingFileSpec& spec, int threads)
+    : spec_(spec) {
   h5::QuietErrors quiet;
   if (spec_.layers.empty()) throw std::invalid_argument("embedding file: no layer to store");
   if (std::set<int>(spec_.layers.begin(), spec_.layers.end()).size() != spec_.layers.size())
@@ -188,6 +189,11 @@ EmbeddingFileWriter::EmbeddingFileWriter(const std::string& path, const Embeddin
         targets_[j].push_back(h5::create_matrix(g, layer_key(spec_.layers[j]), rows, spec_.dim, stored_type_));
     }
   }
+  for (const auto& slot : targets_) {
+    std::vector<hid_t> ids;
+    for (const auto& d : slot) ids.push_back(d.get());
+    appenders_.push_back(std::make_unique<h5::ParallelChunkWriter>(ids, threads));
+  }
 }
 
 void EmbeddingFileWriter::write_rows(size_t slot, int64_t row0, int64_t n, const float* values) {
@@ -201,7 +207,7 @@ void EmbeddingFileWriter::write_rows(size_t slot, int64_t row0, int64_t n, const
 void EmbeddingFileWriter::write_stored_rows(size_t slot, int64_t row0, int64_t n, const void* values) {
   h5::QuietErrors quiet;
   if (slot >= targets_.size()) throw std::out_of_range("embedding file: no layer slot " + std::to_string(slot));
-  for (const auto& d : targets_[slot]) h5::write_rows(d, row0, n, values, stored_type_);
+  appenders_[slot]->append(row0, n, values);
 }
 
 void EmbeddingFileWriter::finish(const RegionTable& obs, const std::vector<int64_t>& offsets,
@@ -210,6 +216,7 @@ void EmbeddingFileWriter::finish(const RegionTable& obs, const std::vector<int64
   if (static_cast<int64_t>(obs.size()) != spec_.regions)
     throw std::logic_error("embedding file: " + std::to_string(obs.size()) + " obs rows for " +
                            std::to_string(spec_.regions) + " regions");
+  for (auto& a : appenders_) a->finish();
   write_obs(file_, obs);
   write_var(file_, spec_.dim);
   if (spec_.layout == EmbeddingLayout::PerToken) {

@@ -26,7 +26,10 @@
 #include <utility>
 #include <vector>
 
+#include <memory>
+
 #include "pipelines/embed_h5.h"
+#include "pipelines/h5_chunk_writer.h"
 
 namespace gm {
 
@@ -75,8 +78,9 @@ struct EmbeddingFileSpec {
 
 class EmbeddingFileWriter {
  public:
-  // Creates the file and its value datasets (sizes are known up front).
-  EmbeddingFileWriter(const std::string& path, const EmbeddingFileSpec& spec);
+  // Creates the file and its value datasets (sizes are known up front). Rows of each
+  // slot arrive in order; `threads` compress them (<= 0: one per hardware thread).
+  EmbeddingFileWriter(const std::string& path, const EmbeddingFileSpec& spec, int threads = 0);
   const EmbeddingFileSpec& spec() const { return spec_; }
   // Rows [row0, row0 + n) of layer slot `slot`, f32 in, converted to the stored dtype.
   void write_rows(size_t slot, int64_t row0, int64_t n, const float* values);
@@ -90,6 +94,7 @@ class EmbeddingFileWriter {
   EmbeddingFileSpec spec_;
   h5::Handle file_, stored_type_;
   std::vector<std::vector<h5::Handle>> targets_;  // per slot: the datasets its rows go to
+  std::vector<std::unique_ptr<h5::ParallelChunkWriter>> appenders_;  // per slot, over targets_[slot]
   std::vector<uint16_t> half_scratch_;
 };
 

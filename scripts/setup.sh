@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake pkg-config git libhts-dev libhdf5-dev libboost-program-options-dev
+packages=(build-essential cmake pkg-config git libhts-dev libhdf5-dev zlib1g-dev libboost-program-options-dev
           libgtest-dev libopenblas-dev python3 python3-numpy python3-h5py python3-anndata
           samtools bcftools tabix)
 missing=()

@@ -7,6 +7,9 @@
 #include <cstring>
 #include <limits>
 
+#include <random>
+
+#include "pipelines/h5_chunk_writer.h"
 #include "pipelines/h5ad_writer.h"
 #include "tests/test_support.h"
 
@@ -102,8 +105,8 @@ TEST(EmbedH5, WriterAndReaderRoundTripBothLayouts) {
       {
         EmbeddingFileWriter w(path, spec);
         for (size_t k = 0; k < 2; ++k) {
-          w.write_rows(k, 1, rows - 1, values[k].data() + spec.dim);  // out of order: rows 1.. first
-          w.write_rows(k, 0, 1, values[k].data());
+          w.write_rows(k, 0, 1, values[k].data());  // in two pieces
+          w.write_rows(k, 1, rows - 1, values[k].data() + spec.dim);
         }
         w.finish(small_table(), {0, 2, 5, 7}, small_provenance());
       }
@@ -209,6 +212,73 @@ TEST(EmbedH5, EmptyFileAndMisuse) {
   EXPECT_THROW(w.write_rows(0, 2, 2, v.data()), std::runtime_error);  // past the last row
   EXPECT_THROW(w.write_rows(5, 0, 1, v.data()), std::out_of_range);
   EXPECT_THROW(EmbeddingFileReader(test::data_path("setB/genome.bed")), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace gm
+
+namespace gm {
+namespace {
+
+// Several chunks (one of them an edge chunk), appended in pieces that straddle chunk
+// boundaries, compressed on three threads into two datasets: both read back bitwise, in
+// float32 and float16, and the chunks are ordinary shuffle + gzip chunks HDF5 decodes.
+TEST(EmbedH5, ParallelChunkWriterStoresWhatHdf5Reads) {
+  test::TempDir dir;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (const bool half : {false, true}) {
+    const std::string path = dir / (half ? "h.h5" : "f.h5");
+    const int64_t rows = 7001, cols = 100;  // f32: 2,621 rows a chunk; f16: 5,242
+    h5::Handle type = half ? h5::half_type() : h5::Handle(H5Tcopy(H5T_IEEE_F32LE));
+    const size_t elem = half ? 2 : 4;
+    std::vector<uint8_t> values(static_cast<size_t>(rows * cols) * elem);
+    for (size_t i = 0; i < values.size() / elem; ++i) {
+      const float v = normal(rng);
+      if (half) {
+        const uint16_t h = h5::float_to_half(v);
+        std::memcpy(&values[i * 2], &h, 2);
+      } else {
+        std::memcpy(&values[i * 4], &v, 4);
+      }
+    }
+    {
+      h5::Handle file = h5::create_file(path);
+      h5::Handle a = h5::create_matrix(file, "a", rows, cols, type);
+      h5::Handle b = h5::create_matrix(file, "b", rows, cols, type);
+      h5::ParallelChunkWriter w({a.get(), b.get()}, 3);
+      int64_t row = 0;
+      for (const int64_t n : {777, 3000, 1, 2621, 602}) {
+        w.append(row, n, values.data() + static_cast<size_t>(row * cols) * elem);
+        row += n;
+      }
+      ASSERT_EQ(row, rows);
+      EXPECT_THROW(w.append(0, 1, values.data()), std::runtime_error);  // not the next rows
+      w.finish();
+    }
+    h5::Handle file = h5::open_file(path);
+    for (const char* name : {"a", "b"}) {
+      h5::Handle d = h5::open_dataset(file, name);
+      std::vector<uint8_t> got(values.size());
+      h5::read_rows(d, 0, rows, got.data(), type);
+      EXPECT_EQ(got, values) << name << (half ? " float16" : " float32");
+      // Compressed: shuffle + gzip shrinks float16 noise (sign / exponent bytes).
+      if (half) {
+        EXPECT_LT(H5Dget_storage_size(d), values.size());
+      }
+    }
+  }
+}
+
+TEST(EmbedH5, ParallelChunkWriterNeedsEveryRow) {
+  test::TempDir dir;
+  h5::Handle file = h5::create_file(dir / "f.h5");
+  h5::Handle type(H5Tcopy(H5T_IEEE_F32LE));
+  h5::Handle a = h5::create_matrix(file, "a", 10, 4, type);
+  h5::ParallelChunkWriter w({a.get()}, 2);
+  const std::vector<float> v(40, 1.f);
+  w.append(0, 9, v.data());
+  EXPECT_THROW(w.finish(), std::runtime_error);
 }
 
 }  // namespace
