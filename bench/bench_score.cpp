@@ -176,8 +176,15 @@ std::vector<Variant> thin(const std::string& vcf, const std::vector<Variant>& al
   return kept;
 }
 
-double run_pipeline(const Args& a, const std::string& vcf, const std::string& reference, const std::string& weights,
-                    bool full, gm::ScoreStrands strand, const fs::path& dir) {
+// One `genomamba score` job: its rate and where its time went.
+struct JobTiming {
+  double rate = NAN;  // variants / whole job
+  double seconds = 0, model_seconds = 0, write_seconds = 0;
+  int64_t records = 0;
+};
+
+JobTiming run_pipeline(const Args& a, const std::string& vcf, const std::string& reference, const std::string& weights,
+                       bool full, gm::ScoreStrands strand, const fs::path& dir) {
   gm::ScoreOptions o;
   o.vcf = vcf;
   o.fasta = reference;
@@ -198,7 +205,7 @@ double run_pipeline(const Args& a, const std::string& vcf, const std::string& re
   const auto t0 = Clock::now();
   const gm::ScoreSummary s = gm::run_score(o, log);
   const double t = seconds_since(t0);
-  return static_cast<double>(s.records) / t;
+  return {static_cast<double>(s.records) / t, t, s.model_seconds, s.write_seconds, s.records};
 }
 
 // The naive way: REF and ALT windows of 8,192 bases centred on the variant (clipped at the
@@ -282,6 +289,14 @@ int main(int argc, char** argv) {
                 "strands v/s | naive (forward) v/s | full both / naive | full forward / naive |\n");
     std::printf("|---|---|---|---|---|---|---|---|\n");
     bool warmed = false;
+    std::vector<std::string> breakdown;
+    auto note = [&](const std::string& set, const char* mode, const JobTiming& j) {
+      char line[512];
+      std::snprintf(line, sizeof line, "| %s | %s | %lld | %.2f | %.2f | %.2f | %.2f | %.0f |", set.c_str(), mode,
+                    static_cast<long long>(j.records), j.seconds, j.model_seconds, j.write_seconds,
+                    j.seconds - j.model_seconds - j.write_seconds, static_cast<double>(j.records) / j.model_seconds);
+      breakdown.push_back(line);
+    };
     for (const std::string set : {"giab", "dense"}) {
       if (!has(a.sets, set)) continue;
       const std::string vcf = (dir / (set + ".vcf")).string();
@@ -297,15 +312,28 @@ int main(int argc, char** argv) {
       const std::vector<Variant> slow = thin(vcf, variants, a.slow_subsample, slow_vcf);
       double full = NAN, full_fwd = NAN, window = NAN, naive = NAN;
       if (has(a.modes, "full")) {
-        full = run_pipeline(a, vcf, reference, weights, true, gm::ScoreStrands::Both, dir);
-        full_fwd = run_pipeline(a, vcf, reference, weights, true, gm::ScoreStrands::Forward, dir);
+        const JobTiming both = run_pipeline(a, vcf, reference, weights, true, gm::ScoreStrands::Both, dir);
+        const JobTiming fwd = run_pipeline(a, vcf, reference, weights, true, gm::ScoreStrands::Forward, dir);
+        full = both.rate;
+        full_fwd = fwd.rate;
+        note(set, "full, both strands", both);
+        note(set, "full, forward", fwd);
       }
-      if (has(a.modes, "window")) window = run_pipeline(a, slow_vcf, reference, weights, false, gm::ScoreStrands::Both, dir);
+      if (has(a.modes, "window")) {
+        const JobTiming w = run_pipeline(a, slow_vcf, reference, weights, false, gm::ScoreStrands::Both, dir);
+        window = w.rate;
+        note(set, "8192, both strands", w);
+      }
       if (has(a.modes, "naive")) naive = run_naive(a, slow, reference, weights);
       std::printf("| %s | %zu / %zu | %.1f | %.1f | %.1f | %.1f | %.1fx | %.1fx |\n", set.c_str(), variants.size(),
                   slow.size(), full, full_fwd, window, naive, full / naive, full_fwd / naive);
       std::fflush(stdout);
     }
+    // Where each job's time went (model = the passes through the model, synchronised;
+    // rest = reading the VCF and FASTA, context and model load, checks).
+    std::printf("\n| set | job | variants | whole job s | model s | writing s | rest s | variants / model s |\n"
+                "|---|---|---|---|---|---|---|---|\n");
+    for (const auto& line : breakdown) std::printf("%s\n", line.c_str());
     fs::remove_all(dir);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_score: %s\n", e.what());

@@ -58,6 +58,14 @@ std::string settings_text(const ScoreOptions& o, int layer, int64_t chunk) {
   return s.str();
 }
 
+std::string seconds_text(double s) {
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  os.precision(2);
+  os << s << " s";
+  return os.str();
+}
+
 double mean_of_finite(double a, double b) {
   const bool fa = std::isfinite(a), fb = std::isfinite(b);
   if (fa && fb) return 0.5 * (a + b);
@@ -277,6 +285,7 @@ void ScoreRun::flush_group() {
   }
   std::vector<StrandJob*> job_ptrs;
   for (auto& j : jobs) job_ptrs.push_back(&j);
+  const auto model_start = std::chrono::steady_clock::now();
   if (!job_ptrs.empty()) {
     if (o_.full_context) {
       const std::string contig = fasta_->contigs()[static_cast<size_t>(*group_fasta_)].name;
@@ -287,6 +296,7 @@ void ScoreRun::flush_group() {
       engine_->score_window(*seq, job_ptrs);
     }
   }
+  summary_.model_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - model_start).count();
   for (auto& p : group_) {
     for (size_t a = 0; a < p.jobs.size(); ++a) {
       const auto& idx = p.jobs[a];
@@ -309,6 +319,7 @@ void ScoreRun::flush_group() {
 }
 
 void ScoreRun::write_group() {
+  const auto start = std::chrono::steady_clock::now();
   for (auto& p : group_) {
     writer_->write(p.rec.get(), o_.scores, p.result);
     if (tsv_) tsv_->write(source_->header(), p.rec.get(), p.result);
@@ -318,6 +329,7 @@ void ScoreRun::write_group() {
     summary_.edge += p.result.edge;
   }
   group_.clear();
+  summary_.write_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   report_progress("");
 }
 
@@ -437,7 +449,8 @@ void ScoreRun::log_summary() {
        << with_commas(summary_.outside) << " GM_OUTSIDE, " << with_commas(summary_.edge) << " GM_EDGE; "
        << Progress::format_duration(summary_.seconds) << " ("
        << Progress::format_rate(static_cast<double>(summary_.records) / std::max(1e-9, summary_.seconds))
-       << " variants/s) -> " << summary_.output << "\n";
+       << " variants/s; model " << seconds_text(summary_.model_seconds) << ", writing "
+       << seconds_text(summary_.write_seconds) << ") -> " << summary_.output << "\n";
 }
 
 ScoreSummary ScoreRun::run() {
@@ -471,8 +484,10 @@ ScoreSummary ScoreRun::run() {
     add(rec, fasta_contig(rec));
   }
   flush_group();
+  const auto finish_start = std::chrono::steady_clock::now();
   writer_->finish();
   if (tsv_) tsv_->finish();
+  summary_.write_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - finish_start).count();
   if (o_.shard.sharded()) write_done_marker(summary_.output, marker);
   summary_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (progress_) {

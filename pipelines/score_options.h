@@ -87,6 +87,8 @@ struct ScoreSummary {
   int64_t outside = 0;                // records flagged GM_OUTSIDE
   int64_t edge = 0;                   // records flagged GM_EDGE
   double seconds = 0;
+  double model_seconds = 0;           // of which streaming / window passes through the model
+  double write_seconds = 0;           // of which writing the scored records
 };
 
 }  // namespace gm
