@@ -171,8 +171,9 @@ ScanSet make_set(gm::Context& ctx, RandomFill& rnd, int64_t B, int64_t D, int64_
 // batch x channels: the measurement behind default_fwd_is_serial.
 void crossover(gm::Context& ctx, cudaStream_t s, RandomFill& rnd, int repeats) {
   using gm::cuda::ScanVariant;
-  const ScanVariant vs[] = {ScanVariant::kLeanBackward, ScanVariant::kSerial4, ScanVariant::kSerial2,
-                            ScanVariant::kSerial1, ScanVariant::kDefault};
+  const ScanVariant vs[] = {ScanVariant::kLeanBackward, ScanVariant::kSerial16, ScanVariant::kSerial8,
+                            ScanVariant::kSerial4,      ScanVariant::kSerial2,  ScanVariant::kSerial1,
+                            ScanVariant::kDefault};
   struct Dims {
     int64_t B, D, L;
   };
@@ -181,7 +182,7 @@ void crossover(gm::Context& ctx, cudaStream_t s, RandomFill& rnd, int repeats) {
                        {8, 1536, 32768}};
   std::printf("\n| batch | d_inner | L | batch x d_inner |");
   for (ScanVariant v : vs) std::printf(" %s fwd ms |", gm::cuda::scan_variant_name(v));
-  std::printf(" default is serial |\n|---|---|---|---|");
+  std::printf(" default's serial lanes (0: chunked) |\n|---|---|---|---|");
   for (size_t i = 0; i < std::size(vs); ++i) std::printf("---|");
   std::printf("---|\n");
   for (const Dims& d : dims) {
@@ -194,7 +195,7 @@ void crossover(gm::Context& ctx, cudaStream_t s, RandomFill& rnd, int repeats) {
       });
       std::printf(" %.2f |", ms);
     }
-    std::printf(" %s |\n", gm::cuda::default_fwd_is_serial(d.B, d.D) ? "yes" : "no");
+    std::printf(" %d |\n", gm::cuda::default_fwd_serial_lanes(d.B, d.D));
     std::fflush(stdout);
   }
 }

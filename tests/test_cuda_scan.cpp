@@ -12,6 +12,9 @@
 
 #ifdef GENOMAMBA_HAVE_CUDA
 #include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "mamba/cpu/selective_scan_ref.h"
 #include "mamba/cuda/scan_variants.h"
@@ -162,7 +165,7 @@ class CudaScan : public CudaTest {
       if (sc.L > 5) s.data<uint8_t>()[5] = 1;  // at least one reset inside the first chunk
       if (sc.boundary_resets) {
         for (int64_t b = 0; b < sc.B; ++b)
-          for (int64_t t : {0, 7, 8, 15, 16, 17, 63, 64, 65, 511, 512, 513, 1023, 1024, 1040})
+          for (int64_t t : {0, 7, 8, 15, 16, 17, 31, 32, 63, 64, 65, 127, 128, 511, 512, 513, 1023, 1024, 1040})
             if (t < sc.L) s.data<uint8_t>()[b * sc.L + t] = 1;
       }
       in.starts = param(s);
@@ -367,31 +370,47 @@ TEST_F(CudaScan, DeterministicAndSavedEqualsRecomputed) {
   }
 }
 
-// The default forward switches from the chunked (pipelined) kernels to the serial one at
-// default_fwd_is_serial: a shape on each side of that boundary against the CPU, and the
-// default's output bitwise that of the kernel the rule names (so the switch is where the
-// rule says, not only somewhere correct).
+// The default forward switches from the chunked (pipelined) kernels to the serial ones,
+// and between lane counts of the serial one, at default_fwd_serial_lanes: a shape on each
+// side of every switch against the CPU, and the default's output bitwise that of the
+// kernel the rule names (so each switch is where the rule says, not only somewhere correct).
+ScanVariant variant_of_lanes(int lanes) {
+  switch (lanes) {
+    case 0: return ScanVariant::kLeanBackward;  // the chunked (pipelined) forward
+    case 1: return ScanVariant::kSerial1;
+    case 2: return ScanVariant::kSerial2;
+    case 4: return ScanVariant::kSerial4;
+    case 8: return ScanVariant::kSerial8;
+    case 16: return ScanVariant::kSerial16;
+  }
+  throw std::logic_error("no serial variant with " + std::to_string(lanes) + " lanes");
+}
+
 TEST_F(CudaScan, DefaultDispatchBoundary) {
   const int64_t batch = 2;
-  int64_t first = 0;  // the fewest channels at which the default runs the serial forward
-  for (int64_t d = 1; d <= 65536 && !first; ++d)
-    if (gm::cuda::default_fwd_is_serial(batch, d)) first = d;
-  ASSERT_GT(first, 1) << "no chunked side below the boundary at batch " << batch;
-  for (int64_t D : {first - 1, first}) {
-    const bool serial = D == first;
-    ASSERT_EQ(gm::cuda::default_fwd_is_serial(batch, D), serial);
-    ScanCase sc{batch, D, 600, 16};
-    run_case(sc, ScanVariant::kDefault);
-    SCOPED_TRACE(sc.name() + ", " + seed_note());
-    Inputs in = make_inputs(sc);
-    ScanInputs din = in.dev_in();
-    Tensor got = dev({sc.B, sc.D, sc.L}, DType::F32), want = dev({sc.B, sc.D, sc.L}, DType::F32);
-    poison(got);
-    poison(want);
-    gm::cuda::selective_scan_fwd_variant(*gpu_, ScanVariant::kDefault, din, got, nullptr, nullptr);
-    gm::cuda::selective_scan_fwd_variant(*gpu_, serial ? ScanVariant::kSerial4 : ScanVariant::kLeanBackward, din,
-                                         want, nullptr, nullptr);
-    EXPECT_TRUE(bitwise_equal(download(got), download(want))) << (serial ? "serial" : "chunked") << " side, D " << D;
+  std::vector<int64_t> switches;  // channels at which the default's forward kernel changes
+  for (int64_t d = 2; d <= 65536; ++d)
+    if (gm::cuda::default_fwd_serial_lanes(batch, d) != gm::cuda::default_fwd_serial_lanes(batch, d - 1))
+      switches.push_back(d);
+  ASSERT_FALSE(switches.empty()) << "the default never runs the serial forward at batch " << batch;
+  ASSERT_EQ(gm::cuda::default_fwd_serial_lanes(batch, 1), 0) << "no chunked side below the boundary";
+  ASSERT_TRUE(gm::cuda::default_fwd_is_serial(batch, switches.back()));
+  for (int64_t first : switches) {
+    for (int64_t D : {first - 1, first}) {
+      const int lanes = gm::cuda::default_fwd_serial_lanes(batch, D);
+      ASSERT_EQ(gm::cuda::default_fwd_is_serial(batch, D), lanes != 0);
+      ScanCase sc{batch, D, 600, 16};
+      run_case(sc, ScanVariant::kDefault);
+      SCOPED_TRACE(sc.name() + ", " + seed_note());
+      Inputs in = make_inputs(sc);
+      ScanInputs din = in.dev_in();
+      Tensor got = dev({sc.B, sc.D, sc.L}, DType::F32), want = dev({sc.B, sc.D, sc.L}, DType::F32);
+      poison(got);
+      poison(want);
+      gm::cuda::selective_scan_fwd_variant(*gpu_, ScanVariant::kDefault, din, got, nullptr, nullptr);
+      gm::cuda::selective_scan_fwd_variant(*gpu_, variant_of_lanes(lanes), din, want, nullptr, nullptr);
+      EXPECT_TRUE(bitwise_equal(download(got), download(want))) << lanes << " lanes (0: chunked), D " << D;
+    }
   }
 }
 
@@ -407,7 +426,8 @@ TEST_F(CudaScan, SerialSavedMatchesChunked) {
   poison(chunked);
   gm::cuda::selective_scan_fwd_variant(*gpu_, ScanVariant::kLeanBackward, din, out, nullptr, &chunked);
   const Tensor want = download(chunked);
-  for (ScanVariant v : {ScanVariant::kSerial4, ScanVariant::kSerial2, ScanVariant::kSerial1}) {
+  for (ScanVariant v : {ScanVariant::kSerial16, ScanVariant::kSerial8, ScanVariant::kSerial4, ScanVariant::kSerial2,
+                        ScanVariant::kSerial1}) {
     Tensor saved = dev({n}, DType::F32);
     poison(saved);
     gm::cuda::selective_scan_fwd_variant(*gpu_, v, din, out, nullptr, &saved);

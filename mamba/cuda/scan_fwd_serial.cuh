@@ -2,28 +2,36 @@
 // once, so every exponential of the recurrence is computed exactly once (the chunked
 // forwards run two passes: chunk summaries, then outputs from the chained chunk-start
 // states). It needs batch x channels large enough to fill the GPU without splitting L;
-// selective_scan.cu decides when (default_fwd_is_serial, with its measurement).
+// selective_scan.cu decides when and with how many lanes per channel
+// (default_fwd_serial_lanes, with its measurement).
 //
 // Work split: a block is kSerialThreads threads of one batch row; G lanes (consecutive,
 // one warp) per channel, lane g of a channel holds states g*S .. g*S+S-1 (S = 16 / G) in
-// registers; a block covers kSerialThreads / G consecutive channels. The sequence is cut
-// into tiles of kSerialTile = 32 steps. Per tile:
-// - phase A: each lane turns 8-step pieces of its own channel's delta, u into
-//   (dt = softplus(delta + bias), x = dt u) in shared memory, so that softplus runs once
-//   per (channel, step), not once per lane; steps past L get dt = x = 0, which leaves the
-//   states unchanged (2^0 = 1 exactly), so the last tile needs no separate path;
-// - phase B: the recurrence over the tile's 32 steps; each lane sums C h over its states,
-//   and every G steps a reduce-scatter over the G lanes (log2 G shuffle rounds, 3 shuffles
-//   per 4 steps for G = 4, instead of 2 per step for a full butterfly) leaves lane g with
-//   y of step g of the group, written into the x slot of that step (every lane of the
-//   channel has read it: the values it shuffled depend on it);
-// - phase C: each lane finishes its pieces, y = (y + D u) silu(z), with 16-byte stores.
+// registers; a block covers kSerialThreads / G consecutive channels. More lanes per
+// channel give more warps at the same rows: below ~8,000 rows one warp per SM partition
+// is latency-bound, so the few-row shapes want G = 8 or 16. The sequence is cut into
+// tiles of kTile = max(32, 8 G) steps (every lane owns at least one 8-step piece of its
+// channel's rows). Per tile:
+// - phase A: each lane turns its 8-step pieces of delta, u into (dt = softplus(delta +
+//   bias), x = dt u) in shared memory, so that softplus runs once per (channel, step), not
+//   once per lane; steps past L get dt = x = 0, which leaves the states unchanged (2^0 = 1
+//   exactly), so the last tile needs no separate path;
+// - phase B: the recurrence over the tile's steps, straight-line code for the whole tile
+//   (document starts, when the tile has any, zero the step's decay without a branch); each
+//   lane sums C h over its states, and every G steps a reduce-scatter over the G lanes
+//   (G - 1 shuffles per G steps instead of 2 log2 G per step for a butterfly) leaves lane g
+//   with y of step g of the group. Those y stay in registers until the tile's recurrence
+//   is done: a store into the shared memory the steps read would keep the compiler from
+//   issuing later steps' loads and exponentials early (the first version stored each
+//   group's y at once and a warp alone on its partition took ~200 cycles per step);
+// - then y goes into the x slot of each step, and phase C finishes each lane's pieces,
+//   y = (y + D u) silu(z), with 16-byte stores.
 // Feeding: each lane copies its own pieces of u, delta (, z) for the next tile into a
 // two-stage ring in shared memory with cp.async (no barrier needed: it reads only what it
 // copied); B and C of the next tile are copied as stored ([state][step]) by the whole
 // block and transposed at the tile's end into [step][state]{B, C} pairs, bf16 kept as
-// bf16, so that a lane reads its S pairs of a step with one 16-byte load (G = 4). One
-// block barrier per tile.
+// bf16, so that a lane reads its S pairs of a step with one load of 4 S (bf16) or 8 S
+// (f32) bytes. One block barrier per tile.
 // `saved` (the state before every kChunk-step chunk, as the chunked forwards write it)
 // is written at chunk starts (the state before the chunk's first step, before any reset
 // there), h_last after the last step. kOutput = false: states only (saved, h_last), for
@@ -37,98 +45,126 @@
 namespace gm::cuda::scan::serial {
 
 constexpr int kSerialThreads = 128;
-constexpr int kSerialTile = 32;                // steps per tile: one 32-bit reset mask
-constexpr int kPiecesPerTile = kSerialTile / 8;  // 8-step pieces of a channel per tile
-static_assert(kChunk % kSerialTile == 0, "chunk starts must fall on tile starts");
-static_assert(kSerialThreads == 2 * kMaxState * kPiecesPerTile, "one B/C piece per thread");
+
+// Steps per tile with G lanes per channel: one 8-step piece per lane at least, and whole
+// 32-bit reset words.
+constexpr int tile_steps(int G) { return 8 * G > 32 ? 8 * G : 32; }
 
 using fast::Raw8;
 using lean::RowSlot;
 
 template <class T, int G>
 struct SerialSmem {
+  static constexpr int kTile = tile_steps(G);
   static constexpr int kChannels = kSerialThreads / G;
-  static constexpr int kPieces = kPiecesPerTile / G;  // pieces per lane
-  T bc[2][kSerialTile][kMaxState][2];                  // [buffer][step][state]{B, C}
-  RowSlot<T> raw[kSerialThreads];                      // next tile's B, C pieces as stored
-  RowSlot<T> rows[2][3][kPieces][kSerialThreads];      // [stage][u, delta, z][piece][thread]
-  float2 act[kSerialTile][kChannels];                  // (dt, x), then (dt, y)
-  uint32_t resets[2];                                  // bit t: step t of the tile starts a document
+  static constexpr int kPieces = kTile / 8 / G;  // 8-step pieces of its channel per lane
+  // act rows padded by one entry, so that the G lanes of a channel (8 steps apart in
+  // phases A and C, 1 step apart when y is written) fall into different banks.
+  static constexpr int kActStride = kChannels + 1;
+  static constexpr int kBcPieces = 2 * kMaxState * (kTile / 8) / kSerialThreads;  // per thread
+  static constexpr int kWords = kTile / 32;
+  static_assert(kChunk % kTile == 0, "chunk starts must fall on tile starts");
+  static_assert(kBcPieces * kSerialThreads == 2 * kMaxState * (kTile / 8), "whole B / C pieces per thread");
+  static_assert(kTile <= kSerialThreads, "one reset flag per thread");
+  T bc[2][kTile][kMaxState][2];                    // [buffer][step][state]{B, C}
+  RowSlot<T> raw[kBcPieces][kSerialThreads];       // next tile's B, C pieces as stored
+  RowSlot<T> rows[2][3][kPieces][kSerialThreads];  // [stage][u, delta, z][piece][thread]
+  float2 act[kTile][kActStride];                   // (dt, x), then (dt, y)
+  uint32_t resets[2][kWords];                      // bit t of word w: step 32 w + t starts a document
 };
 
 // One step's B and C for S states from [state]{B, C} pairs.
 template <int S>
 __device__ __forceinline__ void load_bc(const bf16_t* p, float (&b)[S], float (&c)[S]) {
-  static_assert(S % 4 == 0, "16-byte loads");
+  uint32_t w[S];
+  if constexpr (S >= 4) {
 #pragma unroll
-  for (int i = 0; i < S / 4; ++i) {
-    const uint4 r = reinterpret_cast<const uint4*>(p)[i];
-    const uint32_t w[4] = {r.x, r.y, r.z, r.w};
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      b[4 * i + k] = __uint_as_float(w[k] << 16);
-      c[4 * i + k] = __uint_as_float(w[k] & 0xffff0000u);
+    for (int i = 0; i < S / 4; ++i) {
+      const uint4 r = reinterpret_cast<const uint4*>(p)[i];
+      w[4 * i] = r.x;
+      w[4 * i + 1] = r.y;
+      w[4 * i + 2] = r.z;
+      w[4 * i + 3] = r.w;
     }
+  } else if constexpr (S == 2) {
+    const uint2 r = *reinterpret_cast<const uint2*>(p);
+    w[0] = r.x;
+    w[1] = r.y;
+  } else {
+    w[0] = *reinterpret_cast<const uint32_t*>(p);
+  }
+#pragma unroll
+  for (int k = 0; k < S; ++k) {
+    b[k] = __uint_as_float(w[k] << 16);
+    c[k] = __uint_as_float(w[k] & 0xffff0000u);
   }
 }
 template <int S>
 __device__ __forceinline__ void load_bc(const float* p, float (&b)[S], float (&c)[S]) {
+  if constexpr (S >= 2) {
 #pragma unroll
-  for (int i = 0; i < S / 2; ++i) {
-    const float4 r = reinterpret_cast<const float4*>(p)[i];
-    b[2 * i] = r.x;
-    c[2 * i] = r.y;
-    b[2 * i + 1] = r.z;
-    c[2 * i + 1] = r.w;
+    for (int i = 0; i < S / 2; ++i) {
+      const float4 r = reinterpret_cast<const float4*>(p)[i];
+      b[2 * i] = r.x;
+      c[2 * i] = r.y;
+      b[2 * i + 1] = r.z;
+      c[2 * i + 1] = r.w;
+    }
+  } else {
+    const float2 r = *reinterpret_cast<const float2*>(p);
+    b[0] = r.x;
+    c[0] = r.y;
   }
 }
 
-// Lane g (of G consecutive lanes) gets the sum over the G lanes of yp[g].
+// Lane g (of G consecutive lanes) gets the sum over the G lanes of yp[g]: log2 G rounds,
+// each halving the values a lane carries (G - 1 shuffles in all).
 template <int G>
 __device__ __forceinline__ float reduce_scatter(const float (&yp)[G], int g) {
-  if constexpr (G == 1) {
-    return yp[0];
-  } else if constexpr (G == 2) {
-    const float keep = g ? yp[1] : yp[0], send = g ? yp[0] : yp[1];
-    return keep + __shfl_xor_sync(0xffffffffu, send, 1);
-  } else {
-    static_assert(G == 4, "G is 1, 2 or 4");
-    const bool hi = g & 2;
-    const float a0 = (hi ? yp[2] : yp[0]) + __shfl_xor_sync(0xffffffffu, hi ? yp[0] : yp[2], 2);
-    const float a1 = (hi ? yp[3] : yp[1]) + __shfl_xor_sync(0xffffffffu, hi ? yp[1] : yp[3], 2);
-    const bool lo = g & 1;
-    return (lo ? a1 : a0) + __shfl_xor_sync(0xffffffffu, lo ? a0 : a1, 1);
+  float cur[G];
+#pragma unroll
+  for (int i = 0; i < G; ++i) cur[i] = yp[i];
+#pragma unroll
+  for (int half = G / 2; half >= 1; half /= 2) {
+    const bool hi = g & half;
+#pragma unroll
+    for (int i = 0; i < half; ++i) {
+      const float keep = hi ? cur[i + half] : cur[i];
+      const float send = hi ? cur[i] : cur[i + half];
+      cur[i] = keep + __shfl_xor_sync(0xffffffffu, send, half);
+    }
   }
+  return cur[0];
 }
 
-// Phase B over 8 steps (sub .. sub + 7 of the tile) for lane g of channel column `ch` of
-// `act` (row stride kChannels). kCheck: some step starts a document (bit t of resets).
-template <int G, int kChannels, bool kCheck, bool kOutput, class T>
-__device__ __forceinline__ void recur8(float (&h)[kMaxState / G], const float (&A2)[kMaxState / G], float2* act,
-                                       int ch, int g, const T (*bc)[kMaxState][2], int sub, uint32_t resets) {
+// Phase B over a whole tile for lane g of channel column `ch` of `act` (row stride
+// kStride): yl[k] = y of step k G + g. kCheck: some step of the tile starts a document
+// (bit t % 32 of rw[t / 32]); its decay is then 0, the state before it dropped.
+template <int G, int kTile, int kStride, bool kCheck, bool kOutput, class T>
+__device__ __forceinline__ void recur_tile(float (&h)[kMaxState / G], const float (&A2)[kMaxState / G],
+                                           const float2* act, int ch, int g, const T (*bc)[kMaxState][2],
+                                           const uint32_t (&rw)[kTile / 32], float (&yl)[kTile / G]) {
   constexpr int S = kMaxState / G;
+  // S / 4 independent partial sums of C h: no chain deeper than 4 FMAs.
+  constexpr int kParts = S >= 4 ? S / 4 : 1;
 #pragma unroll
-  for (int t0 = sub; t0 < sub + 8; t0 += G) {
+  for (int t0 = 0; t0 < kTile; t0 += G) {
     float yp[G];
 #pragma unroll
     for (int k = 0; k < G; ++k) {
       const int t = t0 + k;
-      const float2 a = act[t * kChannels + ch];  // (dt, x)
+      const float2 a = act[t * kStride + ch];  // (dt, x)
       float bv[S], cv[S];
       load_bc<S>(&bc[t][g * S][0], bv, cv);
-      if (kCheck && ((resets >> t) & 1u)) {
-#pragma unroll
-        for (int s = 0; s < S; ++s) h[s] = 0.f;
-      }
-      // S / 4 independent partial sums of C h: no chain deeper than 4 FMAs, and no extra
-      // adds for S = 4.
-      constexpr int kParts = S / 4;
+      const bool reset = kCheck && ((rw[t / 32] >> (t % 32)) & 1u);
       float yq[kParts];
 #pragma unroll
       for (int q = 0; q < kParts; ++q) yq[q] = 0.f;
 #pragma unroll
       for (int s = 0; s < S; ++s) {
-        h[s] = fmaf(ex2_approx(a.x * A2[s]), h[s], a.y * bv[s]);
+        float decay = ex2_approx(a.x * A2[s]);
+        if constexpr (kCheck) decay = reset ? 0.f : decay;
+        h[s] = fmaf(decay, h[s], a.y * bv[s]);
         if constexpr (kOutput) yq[s / 4] = fmaf(cv[s], h[s], yq[s / 4]);
       }
       float y = yq[0];
@@ -136,7 +172,7 @@ __device__ __forceinline__ void recur8(float (&h)[kMaxState / G], const float (&
       for (int q = 1; q < kParts; ++q) y += yq[q];
       yp[k] = y;
     }
-    if constexpr (kOutput) act[(t0 + g) * kChannels + ch].y = reduce_scatter<G>(yp, g);
+    if constexpr (kOutput) yl[t0 / G] = reduce_scatter<G>(yp, g);
   }
 }
 
@@ -149,8 +185,13 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
                       float* __restrict__ h_last, float* __restrict__ saved) {
   using Smem = SerialSmem<T, G>;
   constexpr int S = kMaxState / G;
+  constexpr int kTile = Smem::kTile;
   constexpr int kChannels = Smem::kChannels;
   constexpr int kPieces = Smem::kPieces;
+  constexpr int kStride = Smem::kActStride;
+  constexpr int kBcPieces = Smem::kBcPieces;
+  constexpr int kWords = Smem::kWords;
+  constexpr int kRowPieces = kTile / 8;            // 8-step pieces of one B / C row per tile
   constexpr int kRows = kOutput && kHasZ ? 3 : 2;  // u, delta (, z)
   extern __shared__ __align__(16) unsigned char smem_raw[];
   Smem& sm = *reinterpret_cast<Smem*>(smem_raw);
@@ -179,39 +220,47 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
                       kHasZ ? static_cast<const T*>(p.z) + b * p.z_bs + cc * p.z_cs : nullptr};
   T* orow = kOutput ? out + b * out_bs + cc * out_cs : nullptr;
 
-  // This thread's piece of the next tile's B / C: matrix tid / 64, state (tid / 4) % 16,
-  // steps (tid % 4) * 8 .. + 7.
-  const int bc_mat = tid / (kSerialThreads / 2), bc_n = (tid / kPiecesPerTile) % kMaxState,
-            bc_piece = tid % kPiecesPerTile;
-  // States past N read nothing (limit 0: zero-filled), from a row that exists.
-  const int64_t bc_row_n = bc_n < p.state ? bc_n : 0;
-  const T* bc_row = bc_mat == 0 ? static_cast<const T*>(p.Bm) + b * p.B_bs + bc_row_n * p.B_ns
-                                : static_cast<const T*>(p.Cm) + b * p.C_bs + bc_row_n * p.C_ns;
-  const int64_t bc_lim = bc_n < p.state ? L : 0;
+  // This thread's pieces of the next tile's B / C: piece P = tid + k kSerialThreads of
+  // [matrix][state][piece of the row].
+  auto bc_mat = [&](int k) { return (tid + k * kSerialThreads) / (kMaxState * kRowPieces); };
+  auto bc_state = [&](int k) { return (tid + k * kSerialThreads) / kRowPieces % kMaxState; };
+  auto bc_piece = [&](int k) { return (tid + k * kSerialThreads) % kRowPieces; };
 
-  bool reset_flag = false;  // warp 0: lane's step of the next tile starts a document
+  bool reset_flag = false;  // threads < kTile: thread's step of the next tile starts a document
   auto issue = [&](int stage, int64_t tt) {
 #pragma unroll
     for (int r = 0; r < kRows; ++r)
 #pragma unroll
       for (int j = 0; j < kPieces; ++j)
         lean::issue_slice(sm.rows[stage][r][j][tid], rows[r], tt + (g * kPieces + j) * 8, lim, p.aligned);
-    lean::issue_slice(sm.raw[tid], bc_row, tt + bc_piece * 8, bc_lim, p.aligned);
+#pragma unroll
+    for (int k = 0; k < kBcPieces; ++k) {
+      const int n = bc_state(k);
+      // States past N read nothing (limit 0: zero-filled), from a row that exists.
+      const int64_t row_n = n < p.state ? n : 0;
+      const T* row = bc_mat(k) == 0 ? static_cast<const T*>(p.Bm) + b * p.B_bs + row_n * p.B_ns
+                                    : static_cast<const T*>(p.Cm) + b * p.C_bs + row_n * p.C_ns;
+      lean::issue_slice(sm.raw[k][tid], row, tt + bc_piece(k) * 8, n < p.state ? L : 0, p.aligned);
+    }
     lean::cp_async_commit();
-    if (tid < 32) {
+    if (tid < kTile) {
       const int64_t t = tt + tid;
       reset_flag = p.starts && t < L && p.starts[b * p.starts_bs + t];
     }
   };
-  // After the copies of `issue` landed: B / C into [step][state]{B, C}, resets into a mask.
+  // After the copies of `issue` landed: B / C into [step][state]{B, C}, resets into masks.
   auto finish_tile = [&](int buf) {
     lean::cp_async_wait<0>();
-    const Raw8<T> r = lean::read_slice(sm.raw[tid]);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) sm.bc[buf][bc_piece * 8 + j][bc_n][bc_mat] = from_f<T>(r.get(j));  // exact
-    if (tid < 32) {
+    for (int k = 0; k < kBcPieces; ++k) {
+      const Raw8<T> r = lean::read_slice(sm.raw[k][tid]);
+      const int n = bc_state(k), mat = bc_mat(k), q = bc_piece(k);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) sm.bc[buf][q * 8 + j][n][mat] = from_f<T>(r.get(j));  // exact
+    }
+    if (tid < kTile) {
       const uint32_t m = __ballot_sync(0xffffffffu, reset_flag);
-      if (tid == 0) sm.resets[buf] = m;
+      if (tid % 32 == 0) sm.resets[buf][tid / 32] = m;
     }
   };
 
@@ -219,9 +268,9 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
   finish_tile(0);
   __syncthreads();
   int buf = 0;
-  for (int64_t tt = 0; tt < L; tt += kSerialTile, buf ^= 1) {
-    const bool more = tt + kSerialTile < L;
-    if (more) issue(buf ^ 1, tt + kSerialTile);
+  for (int64_t tt = 0; tt < L; tt += kTile, buf ^= 1) {
+    const bool more = tt + kTile < L;
+    if (more) issue(buf ^ 1, tt + kTile);
     if (saved && active && tt % kChunk == 0) {
 #pragma unroll
       for (int s = 0; s < S; ++s) saved[chunk_index(p, b, tt / kChunk, c, g * S + s)] = h[s];
@@ -240,18 +289,26 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
       }
     }
     __syncwarp();
-    // Phase B: the recurrence.
-    const uint32_t resets = sm.resets[buf];
+    // Phase B: the recurrence, y of step k G + g into yl[k].
+    uint32_t rw[kWords];
+    uint32_t any_reset = 0;
 #pragma unroll
-    for (int sub = 0; sub < kSerialTile; sub += 8) {
-      if ((resets >> sub) & 0xffu)
-        recur8<G, kChannels, true, kOutput>(h, A2, &sm.act[0][0], chb, g, sm.bc[buf], sub, resets);
-      else
-        recur8<G, kChannels, false, kOutput>(h, A2, &sm.act[0][0], chb, g, sm.bc[buf], sub, resets);
+    for (int w = 0; w < kWords; ++w) {
+      rw[w] = sm.resets[buf][w];
+      any_reset |= rw[w];
     }
-    // Phase C: y = (y + D u) silu(z) of this lane's pieces.
+    float yl[kTile / G];
+    if (any_reset)
+      recur_tile<G, kTile, kStride, true, kOutput>(h, A2, &sm.act[0][0], chb, g, sm.bc[buf], rw, yl);
+    else
+      recur_tile<G, kTile, kStride, false, kOutput>(h, A2, &sm.act[0][0], chb, g, sm.bc[buf], rw, yl);
     if constexpr (kOutput) {
+      // Every lane of the channel has read its steps' x before y goes over them.
       __syncwarp();
+#pragma unroll
+      for (int k = 0; k < kTile / G; ++k) sm.act[k * G + g][chb].y = yl[k];
+      __syncwarp();
+      // Phase C: y = (y + D u) silu(z) of this lane's pieces.
 #pragma unroll
       for (int j = 0; j < kPieces; ++j) {
         const int q = g * kPieces + j;

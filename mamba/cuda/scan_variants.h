@@ -31,21 +31,30 @@ enum class ScanVariant : int {
   kLeanPoly = 4,
   // Single-pass forward (scan_fwd_serial.cuh: each channel's whole sequence walked once
   // by G lanes, 16 / G states each, every exponential computed once) with kLean's
-  // backward; G = 4, 2, 1. They need batch x channels large enough to fill the GPU.
+  // backward; G = 4, 2, 1 (and 8, 16 below). They need batch x channels large enough to
+  // fill the GPU.
   kSerial4 = 5,
   kSerial2 = 6,
   kSerial1 = 7,
-  // The default (scan_variants().front()): the serial forward (G = 4) where
-  // default_fwd_is_serial, else the pipelined one; kLean's backward.
+  // The default (scan_variants().front()): the serial forward with
+  // default_fwd_serial_lanes lanes per channel where that is not 0, else the pipelined
+  // one; kLean's backward.
   kDefault = 8,
+  // The single-pass forward with G = 8 and 16 lanes per channel (2 and 1 states per
+  // lane): 2x and 4x the warps of G = 4 at the same rows, for 2,048-8,192 rows.
+  kSerial8 = 9,
+  kSerial16 = 10,
 };
 
 const char* scan_variant_name(ScanVariant v);
 // Every variant, the default first.
 std::vector<ScanVariant> scan_variants();
 
-// Whether the default variant's forward runs the single-pass kernel at this shape (the
-// rule and the measurement behind it: selective_scan.cu).
+// Lanes per channel (4, 8 or 16) of the single-pass kernel the default variant's forward
+// runs at this shape, 0 where it runs the chunked (pipelined) one (the rule and the
+// measurement behind it: selective_scan.cu).
+int default_fwd_serial_lanes(int64_t batch, int64_t channels);
+// default_fwd_serial_lanes(batch, channels) != 0.
 bool default_fwd_is_serial(int64_t batch, int64_t channels);
 
 void selective_scan_fwd_variant(Context& ctx, ScanVariant v, const ScanInputs& in, Tensor& out, Tensor* h_last,

@@ -36,24 +36,46 @@ int64_t num_chunks(int64_t L) { return (L + kChunk - 1) / kChunk; }
 // kLeanPoly: the lean kernels with kPoly of the 16 exponentials per step of the
 // thread-per-channel kernels on the FMA pipe. kSerialG: the single-pass forward with G
 // lanes per channel (forward only; the backward recomputes states with it).
-enum class Family { kReference, kPipelined, kLean, kLeanPoly, kSerial1, kSerial2, kSerial4 };
+enum class Family { kReference, kPipelined, kLean, kLeanPoly, kSerial1, kSerial2, kSerial4, kSerial8, kSerial16 };
 struct Kernels {
   Family fwd, bwd;
 };
 constexpr int kPoly = 4;
 bool is_lean(Family f) { return f == Family::kLean || f == Family::kLeanPoly; }
 int serial_lanes(Family f) {
-  return f == Family::kSerial1 ? 1 : f == Family::kSerial2 ? 2 : f == Family::kSerial4 ? 4 : 0;
+  switch (f) {
+    case Family::kSerial1: return 1;
+    case Family::kSerial2: return 2;
+    case Family::kSerial4: return 4;
+    case Family::kSerial8: return 8;
+    case Family::kSerial16: return 16;
+    default: return 0;
+  }
+}
+Family serial_family(int lanes) {
+  switch (lanes) {
+    case 1: return Family::kSerial1;
+    case 2: return Family::kSerial2;
+    case 4: return Family::kSerial4;
+    case 8: return Family::kSerial8;
+    case 16: return Family::kSerial16;
+    default: throw std::logic_error("gm::cuda::selective_scan: no serial forward with " + std::to_string(lanes) + " lanes");
+  }
 }
 
-// Below this many (batch x channel) rows the default forward stays chunk-parallel.
-// Measured (H200, `bench_scan 5 crossover`, bf16, 2^20 tokens of 512 channels, 2026-11-29):
-// forward ms chunked (pipelined) / serial G = 4 at 2,048 rows 8.96 / 28.0, 4,096 rows
-// 8.87 / 13.95, 8,192 rows 8.86 / 8.00, 16,384 rows 8.73 / 5.36, 32,768 rows 8.68 / 4.86;
-// 8 x 1,536 x 32,768 (12,288 rows) 6.54 / 4.57; the model's 4 x 1,024 x 32,768 (4,096 rows)
-// 2.30 / 3.40. Below ~8,000 rows a block's walk along L is latency-bound (its time halves
-// as the rows double) and the chunk-parallel kernels win.
-constexpr int64_t kSerialMinRows = 8192;
+// Below kSerialMinRows (batch x channel) rows the default forward stays chunk-parallel;
+// from there it is the serial forward with kSerialFewRowsLanes lanes per channel, and with
+// 4 from kSerial4MinRows.
+// Measured (H200, `bench_scan 5 crossover`, bf16, 2^20 tokens of 512 channels, 2026-11-29,
+// serial kernels with y kept in registers per tile): forward ms chunked (pipelined) /
+// serial G = 8 / G = 4 at 2,048 rows 9.11 / 15.04 / 24.57, 4,096 rows 9.01 / 8.64 / 12.47,
+// 8,192 rows 8.93 / 6.29 / 7.04, 16,384 rows 8.93 / 6.28 / 5.21, 32,768 rows 8.81 / 6.21 /
+// 4.75; 8 x 1,536 x 32,768 (12,288 rows) 6.68 / 5.12 / 4.28; the model's 4 x 1,024 x 32,768
+// (4,096 rows) 2.35 / 2.21 / 3.10. Below ~4,000 rows a walk along L is latency-bound (its
+// time halves as the rows double) and the chunk-parallel kernels win.
+constexpr int64_t kSerialMinRows = 4096;
+constexpr int64_t kSerial4MinRows = 8192;
+constexpr int kSerialFewRowsLanes = 8;
 
 // The kernels of variant v at the shape of p (the default variant picks its forward by shape).
 Kernels kernels_of(ScanVariant v, const Params& p) {
@@ -66,8 +88,12 @@ Kernels kernels_of(ScanVariant v, const Params& p) {
     case ScanVariant::kSerial4: return {Family::kSerial4, Family::kLean};
     case ScanVariant::kSerial2: return {Family::kSerial2, Family::kLean};
     case ScanVariant::kSerial1: return {Family::kSerial1, Family::kLean};
-    case ScanVariant::kDefault:
-      return {default_fwd_is_serial(p.batch, p.channels) ? Family::kSerial4 : Family::kPipelined, Family::kLean};
+    case ScanVariant::kSerial8: return {Family::kSerial8, Family::kLean};
+    case ScanVariant::kSerial16: return {Family::kSerial16, Family::kLean};
+    case ScanVariant::kDefault: {
+      const int lanes = default_fwd_serial_lanes(p.batch, p.channels);
+      return {lanes ? serial_family(lanes) : Family::kPipelined, Family::kLean};
+    }
   }
   throw std::invalid_argument("gm::cuda::selective_scan: unknown scan variant");
 }
@@ -169,7 +195,9 @@ void launch_serial_g(CudaContext& c, const Params& p, const float* h0, T* o, int
   // per block in bf16) allows 8. G = 4 then gets 64 registers (ptxas: 8-24 bytes of
   // spills, outside the step loop) and measured fastest of the three: 4.86 ms at row 3
   // against 5.13 (G = 2) and 7.94 (G = 1), 4.64 ms at row 4 against 6.00 and 10.71.
-  constexpr int kMinBlocks = G == 4 ? 8 : G == 2 ? 4 : 2;
+  // G = 8 and 16 are for 2,048-8,192 rows (256-1,024 blocks of G = 8, 512-2,048 of G = 16):
+  // 4 blocks per SM, 128 registers, enough for the whole tile's loads to be issued early.
+  constexpr int kMinBlocks = G == 4 ? 8 : G == 2 ? 4 : G == 1 ? 2 : 4;
   auto kernel = scan::serial::fwd_serial_kernel<T, G, kOutput, kHasZ, kMinBlocks>;
   const int smem = static_cast<int>(sizeof(scan::serial::SerialSmem<T, G>));
   GM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -189,6 +217,8 @@ void launch_serial(CudaContext& c, const Params& p, const float* h0, T* o, int64
     case 1: launch_serial_g<T, 1, kOutput, kHasZ>(c, p, h0, o, o_bs, o_cs, hl, saved); break;
     case 2: launch_serial_g<T, 2, kOutput, kHasZ>(c, p, h0, o, o_bs, o_cs, hl, saved); break;
     case 4: launch_serial_g<T, 4, kOutput, kHasZ>(c, p, h0, o, o_bs, o_cs, hl, saved); break;
+    case 8: launch_serial_g<T, 8, kOutput, kHasZ>(c, p, h0, o, o_bs, o_cs, hl, saved); break;
+    case 16: launch_serial_g<T, 16, kOutput, kHasZ>(c, p, h0, o, o_bs, o_cs, hl, saved); break;
     default: throw std::logic_error("gm::cuda::selective_scan: not a serial kernel family");
   }
 }
@@ -435,6 +465,8 @@ const char* scan_variant_name(ScanVariant v) {
     case ScanVariant::kSerial4: return "serial-g4";
     case ScanVariant::kSerial2: return "serial-g2";
     case ScanVariant::kSerial1: return "serial-g1";
+    case ScanVariant::kSerial8: return "serial-g8";
+    case ScanVariant::kSerial16: return "serial-g16";
     case ScanVariant::kDefault: return "default";
   }
   return "?";
@@ -442,11 +474,16 @@ const char* scan_variant_name(ScanVariant v) {
 
 std::vector<ScanVariant> scan_variants() {
   return {ScanVariant::kDefault, ScanVariant::kLeanBackward, ScanVariant::kLean,    ScanVariant::kLeanPoly,
-          ScanVariant::kPipelined, ScanVariant::kReference, ScanVariant::kSerial4, ScanVariant::kSerial2,
-          ScanVariant::kSerial1};
+          ScanVariant::kPipelined, ScanVariant::kReference, ScanVariant::kSerial16, ScanVariant::kSerial8,
+          ScanVariant::kSerial4,   ScanVariant::kSerial2,   ScanVariant::kSerial1};
 }
 
-bool default_fwd_is_serial(int64_t batch, int64_t channels) { return batch * channels >= kSerialMinRows; }
+int default_fwd_serial_lanes(int64_t batch, int64_t channels) {
+  const int64_t rows = batch * channels;
+  return rows >= kSerial4MinRows ? 4 : rows >= kSerialMinRows ? kSerialFewRowsLanes : 0;
+}
+
+bool default_fwd_is_serial(int64_t batch, int64_t channels) { return default_fwd_serial_lanes(batch, channels) != 0; }
 
 void selective_scan_fwd_variant(Context& ctx, ScanVariant v, const ScanInputs& in, Tensor& out, Tensor* h_last,
                                 Tensor* saved) {
