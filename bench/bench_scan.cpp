@@ -12,8 +12,8 @@
 // name, only that one; repeats 0: one untimed forward + backward per variant, for a
 // profiler; prints a Markdown table)
 //        bench_scan [repeats] crossover   (forward only, chunked vs serial kernels, at
-// 2^20 tokens of 512 channels from 1 x 2^20 to 64 x 2^14, and at the model's d512
-// training shape 4 x 1024 x 32,768: where the default's forward switches kernels)
+// ~2^20 tokens of 512 channels from 1 x 2^20 to 64 x 2^14, and at the model's d512
+// training shape 4 x 1024 x 32,768 and row 4: where the default's forward switches kernels)
 #include <cstdio>
 #include <cstdlib>
 
@@ -177,8 +177,11 @@ void crossover(gm::Context& ctx, cudaStream_t s, RandomFill& rnd, int repeats) {
   struct Dims {
     int64_t B, D, L;
   };
-  const Dims dims[] = {{1, 512, 1 << 20}, {2, 512, 1 << 19},  {4, 512, 1 << 18},  {8, 512, 1 << 17},
-                       {16, 512, 1 << 16}, {32, 512, 1 << 15}, {64, 512, 1 << 14}, {4, 1024, 32768},
+  // 2^20 tokens (rounded to a multiple of 8 steps where the batch is not a power of 2, so
+  // that rows stay 16-byte aligned) of 512 channels, then the d512 and row-4 shapes.
+  const Dims dims[] = {{1, 512, 1 << 20},  {2, 512, 1 << 19},  {4, 512, 1 << 18},  {6, 512, 174760},
+                       {8, 512, 1 << 17},  {10, 512, 104856},  {12, 512, 87384},   {16, 512, 1 << 16},
+                       {20, 512, 52424},   {32, 512, 1 << 15}, {64, 512, 1 << 14}, {4, 1024, 32768},
                        {8, 1536, 32768}};
   std::printf("\n| batch | d_inner | L | batch x d_inner |");
   for (ScanVariant v : vs) std::printf(" %s fwd ms |", gm::cuda::scan_variant_name(v));

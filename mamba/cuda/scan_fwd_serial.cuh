@@ -29,9 +29,11 @@
 // Feeding: each lane copies its own pieces of u, delta (, z) for the next tile into a
 // two-stage ring in shared memory with cp.async (no barrier needed: it reads only what it
 // copied); B and C of the next tile are copied as stored ([state][step]) by the whole
-// block and transposed at the tile's end into [step][state]{B, C} pairs, bf16 kept as
-// bf16, so that a lane reads its S pairs of a step with one load of 4 S (bf16) or 8 S
-// (f32) bytes. One block barrier per tile.
+// block and transposed at the tile's end into {B, C} pairs by step and state (bf16 kept as
+// bf16; SerialSmem::bc_index), so that a lane reads its S states' pairs of one step (G <= 4)
+// or two steps (G >= 8) with 16-byte loads (8 bytes for G = 16 in bf16). (dt, x) is stored
+// [channel][step]: phases A and C move two steps per 16-byte access, and so does phase B
+// for G >= 8. One block barrier per tile.
 // `saved` (the state before every kChunk-step chunk, as the chunked forwards write it)
 // is written at chunk starts (the state before the chunk's first step, before any reset
 // there), h_last after the last step. kOutput = false: states only (saved, h_last), for
@@ -58,121 +60,186 @@ struct SerialSmem {
   static constexpr int kTile = tile_steps(G);
   static constexpr int kChannels = kSerialThreads / G;
   static constexpr int kPieces = kTile / 8 / G;  // 8-step pieces of its channel per lane
-  // act rows padded by one entry, so that the G lanes of a channel (8 steps apart in
-  // phases A and C, 1 step apart when y is written) fall into different banks.
-  static constexpr int kActStride = kChannels + 1;
+  // A channel's (dt, x) row is padded by 16 bytes, so that the channels of a warp, each
+  // reading 16 bytes (two steps) at the same step, fall into different banks.
+  static constexpr int kActStride = kTile + 2;
   static constexpr int kBcPieces = 2 * kMaxState * (kTile / 8) / kSerialThreads;  // per thread
   static constexpr int kWords = kTile / 32;
   static_assert(kChunk % kTile == 0, "chunk starts must fall on tile starts");
   static_assert(kBcPieces * kSerialThreads == 2 * kMaxState * (kTile / 8), "whole B / C pieces per thread");
   static_assert(kTile <= kSerialThreads, "one reset flag per thread");
-  T bc[2][kTile][kMaxState][2];                    // [buffer][step][state]{B, C}
+  // B / C of a tile by buffer, at bc_index: for G >= 8 (S <= 2 states per lane)
+  // [step pair][state][step of the pair]{B, C}, so that a lane reads its states' B and C of
+  // two steps with one load; for G <= 4 [step][state]{B, C}, one step per load (16 bytes
+  // or more already; two steps per load raised G = 4's spills at its 64 registers, for no
+  // gain measured).
+  static constexpr bool kPairs = G >= 8;
+  static constexpr int bc_index(int t, int n, int mat) {
+    return kPairs ? ((t / 2 * kMaxState + n) * 2 + t % 2) * 2 + mat : (t * kMaxState + n) * 2 + mat;
+  }
+  T bc[2][kTile * kMaxState * 2];
   RowSlot<T> raw[kBcPieces][kSerialThreads];       // next tile's B, C pieces as stored
   RowSlot<T> rows[2][3][kPieces][kSerialThreads];  // [stage][u, delta, z][piece][thread]
-  float2 act[kTile][kActStride];                   // (dt, x), then (dt, y)
+  alignas(16) float2 act[kChannels][kActStride];   // [channel][step]: (dt, x), then (dt, y)
   uint32_t resets[2][kWords];                      // bit t of word w: step 32 w + t starts a document
 };
 
 // One step's B and C for S states from [state]{B, C} pairs.
 template <int S>
 __device__ __forceinline__ void load_bc(const bf16_t* p, float (&b)[S], float (&c)[S]) {
-  uint32_t w[S];
-  if constexpr (S >= 4) {
+  static_assert(S % 4 == 0, "16-byte loads");
 #pragma unroll
-    for (int i = 0; i < S / 4; ++i) {
+  for (int i = 0; i < S / 4; ++i) {
+    const uint4 r = reinterpret_cast<const uint4*>(p)[i];
+    const uint32_t w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      b[4 * i + k] = __uint_as_float(w[k] << 16);
+      c[4 * i + k] = __uint_as_float(w[k] & 0xffff0000u);
+    }
+  }
+}
+template <int S>
+__device__ __forceinline__ void load_bc(const float* p, float (&b)[S], float (&c)[S]) {
+  static_assert(S % 2 == 0, "16-byte loads");
+#pragma unroll
+  for (int i = 0; i < S / 2; ++i) {
+    const float4 r = reinterpret_cast<const float4*>(p)[i];
+    b[2 * i] = r.x;
+    c[2 * i] = r.y;
+    b[2 * i + 1] = r.z;
+    c[2 * i + 1] = r.w;
+  }
+}
+
+// Two steps' B and C for S states from [state][step]{B, C}: b[k][s], c[k][s] of step k.
+template <int S>
+__device__ __forceinline__ void load_bc2(const bf16_t* p, float (&b)[2][S], float (&c)[2][S]) {
+  uint32_t w[2 * S];  // w[2 s + k]: {B, C} of state s, step k
+  if constexpr (S >= 2) {
+#pragma unroll
+    for (int i = 0; i < S / 2; ++i) {
       const uint4 r = reinterpret_cast<const uint4*>(p)[i];
       w[4 * i] = r.x;
       w[4 * i + 1] = r.y;
       w[4 * i + 2] = r.z;
       w[4 * i + 3] = r.w;
     }
-  } else if constexpr (S == 2) {
+  } else {
     const uint2 r = *reinterpret_cast<const uint2*>(p);
     w[0] = r.x;
     w[1] = r.y;
-  } else {
-    w[0] = *reinterpret_cast<const uint32_t*>(p);
   }
 #pragma unroll
-  for (int k = 0; k < S; ++k) {
-    b[k] = __uint_as_float(w[k] << 16);
-    c[k] = __uint_as_float(w[k] & 0xffff0000u);
-  }
+  for (int s = 0; s < S; ++s)
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      b[k][s] = __uint_as_float(w[2 * s + k] << 16);
+      c[k][s] = __uint_as_float(w[2 * s + k] & 0xffff0000u);
+    }
 }
 template <int S>
-__device__ __forceinline__ void load_bc(const float* p, float (&b)[S], float (&c)[S]) {
-  if constexpr (S >= 2) {
+__device__ __forceinline__ void load_bc2(const float* p, float (&b)[2][S], float (&c)[2][S]) {
 #pragma unroll
-    for (int i = 0; i < S / 2; ++i) {
-      const float4 r = reinterpret_cast<const float4*>(p)[i];
-      b[2 * i] = r.x;
-      c[2 * i] = r.y;
-      b[2 * i + 1] = r.z;
-      c[2 * i + 1] = r.w;
+  for (int s = 0; s < S; ++s) {
+    const float4 r = reinterpret_cast<const float4*>(p)[s];
+    b[0][s] = r.x;
+    c[0][s] = r.y;
+    b[1][s] = r.z;
+    c[1][s] = r.w;
+  }
+}
+
+// One round of reduce_scatter: lanes with bit kHalf of g set keep the upper half of
+// cur[0 .. 2 kHalf), the others the lower half, each adding its partner's.
+template <int G, int kHalf>
+__device__ __forceinline__ void reduce_scatter_round(float (&cur)[G], int g) {
+  if constexpr (kHalf >= 1) {
+    const bool hi = g & kHalf;
+#pragma unroll
+    for (int i = 0; i < kHalf; ++i) {
+      const float keep = hi ? cur[i + kHalf] : cur[i];
+      const float send = hi ? cur[i] : cur[i + kHalf];
+      cur[i] = keep + __shfl_xor_sync(0xffffffffu, send, kHalf);
     }
-  } else {
-    const float2 r = *reinterpret_cast<const float2*>(p);
-    b[0] = r.x;
-    c[0] = r.y;
+    reduce_scatter_round<G, kHalf / 2>(cur, g);
   }
 }
 
 // Lane g (of G consecutive lanes) gets the sum over the G lanes of yp[g]: log2 G rounds,
-// each halving the values a lane carries (G - 1 shuffles in all).
+// each halving the values a lane carries (G - 1 shuffles in all). The rounds are unrolled
+// by recursion: a loop halving its counter was left rolled for G = 16, and its array
+// went to local memory.
 template <int G>
 __device__ __forceinline__ float reduce_scatter(const float (&yp)[G], int g) {
   float cur[G];
 #pragma unroll
   for (int i = 0; i < G; ++i) cur[i] = yp[i];
-#pragma unroll
-  for (int half = G / 2; half >= 1; half /= 2) {
-    const bool hi = g & half;
-#pragma unroll
-    for (int i = 0; i < half; ++i) {
-      const float keep = hi ? cur[i + half] : cur[i];
-      const float send = hi ? cur[i] : cur[i + half];
-      cur[i] = keep + __shfl_xor_sync(0xffffffffu, send, half);
-    }
-  }
+  reduce_scatter_round<G, G / 2>(cur, g);
   return cur[0];
 }
 
-// Phase B over a whole tile for lane g of channel column `ch` of `act` (row stride
-// kStride): yl[k] = y of step k G + g. kCheck: some step of the tile starts a document
-// (bit t % 32 of rw[t / 32]); its decay is then 0, the state before it dropped.
-template <int G, int kTile, int kStride, bool kCheck, bool kOutput, class T>
+// Phase B over a whole tile for lane g of channel `ch`: yl[k] = y of step k G + g. act_row:
+// the channel's (dt, x) by step; bc: the tile's B / C at SerialSmem::bc_index (kPairs: two
+// steps per load). kCheck: some step of the tile starts a document (bit t % 32 of
+// rw[t / 32]); its decay is then 0, the state before it dropped.
+template <int G, int kTile, bool kPairs, bool kCheck, bool kOutput, class T>
 __device__ __forceinline__ void recur_tile(float (&h)[kMaxState / G], const float (&A2)[kMaxState / G],
-                                           const float2* act, int ch, int g, const T (*bc)[kMaxState][2],
+                                           const float2* act_row, int g, const T* bc,
                                            const uint32_t (&rw)[kTile / 32], float (&yl)[kTile / G]) {
   constexpr int S = kMaxState / G;
   // S / 4 independent partial sums of C h: no chain deeper than 4 FMAs.
   constexpr int kParts = S >= 4 ? S / 4 : 1;
+  constexpr int kLoad = kPairs ? 2 : 1;            // steps per load
+  constexpr int kGroup = G >= kLoad ? G : kLoad;  // steps per group: whole reduce-scatters and loads
 #pragma unroll
-  for (int t0 = 0; t0 < kTile; t0 += G) {
-    float yp[G];
+  for (int t0 = 0; t0 < kTile; t0 += kGroup) {
+    float yp[kGroup];
 #pragma unroll
-    for (int k = 0; k < G; ++k) {
+    for (int k = 0; k < kGroup; k += kLoad) {
       const int t = t0 + k;
-      const float2 a = act[t * kStride + ch];  // (dt, x)
-      float bv[S], cv[S];
-      load_bc<S>(&bc[t][g * S][0], bv, cv);
-      const bool reset = kCheck && ((rw[t / 32] >> (t % 32)) & 1u);
-      float yq[kParts];
-#pragma unroll
-      for (int q = 0; q < kParts; ++q) yq[q] = 0.f;
-#pragma unroll
-      for (int s = 0; s < S; ++s) {
-        float decay = ex2_approx(a.x * A2[s]);
-        if constexpr (kCheck) decay = reset ? 0.f : decay;
-        h[s] = fmaf(decay, h[s], a.y * bv[s]);
-        if constexpr (kOutput) yq[s / 4] = fmaf(cv[s], h[s], yq[s / 4]);
+      float dtv[kLoad], xv[kLoad], bv[kLoad][S], cv[kLoad][S];
+      if constexpr (kPairs) {
+        const float4 a = *reinterpret_cast<const float4*>(act_row + t);  // (dt, x) of steps t, t + 1
+        dtv[0] = a.x;
+        xv[0] = a.y;
+        dtv[kLoad - 1] = a.z;
+        xv[kLoad - 1] = a.w;
+        load_bc2<S>(bc + (t / 2 * kMaxState + g * S) * 4, bv, cv);
+      } else {
+        const float2 a = act_row[t];
+        dtv[0] = a.x;
+        xv[0] = a.y;
+        load_bc<S>(bc + (t * kMaxState + g * S) * 2, bv[0], cv[0]);
       }
-      float y = yq[0];
 #pragma unroll
-      for (int q = 1; q < kParts; ++q) y += yq[q];
-      yp[k] = y;
+      for (int e = 0; e < kLoad; ++e) {
+        const bool reset = kCheck && ((rw[(t + e) / 32] >> ((t + e) % 32)) & 1u);
+        float yq[kParts];
+#pragma unroll
+        for (int q = 0; q < kParts; ++q) yq[q] = 0.f;
+#pragma unroll
+        for (int s = 0; s < S; ++s) {
+          float decay = ex2_approx(dtv[e] * A2[s]);
+          if constexpr (kCheck) decay = reset ? 0.f : decay;
+          h[s] = fmaf(decay, h[s], xv[e] * bv[e][s]);
+          if constexpr (kOutput) yq[s / 4] = fmaf(cv[e][s], h[s], yq[s / 4]);
+        }
+        float y = yq[0];
+#pragma unroll
+        for (int q = 1; q < kParts; ++q) y += yq[q];
+        yp[k + e] = y;
+      }
     }
-    if constexpr (kOutput) yl[t0 / G] = reduce_scatter<G>(yp, g);
+    if constexpr (kOutput) {
+#pragma unroll
+      for (int r = 0; r < kGroup / G; ++r) {
+        float part[G];
+#pragma unroll
+        for (int i = 0; i < G; ++i) part[i] = yp[r * G + i];
+        yl[(t0 + r * G) / G] = reduce_scatter<G>(part, g);
+      }
+    }
   }
 }
 
@@ -188,7 +255,6 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
   constexpr int kTile = Smem::kTile;
   constexpr int kChannels = Smem::kChannels;
   constexpr int kPieces = Smem::kPieces;
-  constexpr int kStride = Smem::kActStride;
   constexpr int kBcPieces = Smem::kBcPieces;
   constexpr int kWords = Smem::kWords;
   constexpr int kRowPieces = kTile / 8;            // 8-step pieces of one B / C row per tile
@@ -221,10 +287,12 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
   T* orow = kOutput ? out + b * out_bs + cc * out_cs : nullptr;
 
   // This thread's pieces of the next tile's B / C: piece P = tid + k kSerialThreads of
-  // [matrix][state][piece of the row].
-  auto bc_mat = [&](int k) { return (tid + k * kSerialThreads) / (kMaxState * kRowPieces); };
-  auto bc_state = [&](int k) { return (tid + k * kSerialThreads) / kRowPieces % kMaxState; };
-  auto bc_piece = [&](int k) { return (tid + k * kSerialThreads) % kRowPieces; };
+  // [piece of the row][matrix][state], the state fastest, so that a warp's transposing
+  // stores of one step fill 64 (bf16) or 128 (f32) consecutive bytes: no bank conflicts.
+  auto bc_state = [&](int k) { return (tid + k * kSerialThreads) % kMaxState; };
+  auto bc_mat = [&](int k) { return (tid + k * kSerialThreads) / kMaxState % 2; };
+  auto bc_piece = [&](int k) { return (tid + k * kSerialThreads) / (2 * kMaxState); };
+  static_assert(kBcPieces * kSerialThreads / (2 * kMaxState) == kRowPieces, "every piece of every row");
 
   bool reset_flag = false;  // threads < kTile: thread's step of the next tile starts a document
   auto issue = [&](int stage, int64_t tt) {
@@ -256,7 +324,7 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
       const Raw8<T> r = lean::read_slice(sm.raw[k][tid]);
       const int n = bc_state(k), mat = bc_mat(k), q = bc_piece(k);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) sm.bc[buf][q * 8 + j][n][mat] = from_f<T>(r.get(j));  // exact
+      for (int j = 0; j < 8; ++j) sm.bc[buf][Smem::bc_index(q * 8 + j, n, mat)] = from_f<T>(r.get(j));  // exact
     }
     if (tid < kTile) {
       const uint32_t m = __ballot_sync(0xffffffffu, reset_flag);
@@ -276,16 +344,18 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
       for (int s = 0; s < S; ++s) saved[chunk_index(p, b, tt / kChunk, c, g * S + s)] = h[s];
     }
     // Phase A: (dt, x) of this lane's pieces; 0 past L.
+    float2* act_row = sm.act[chb];
 #pragma unroll
     for (int j = 0; j < kPieces; ++j) {
       const int q = g * kPieces + j;
       const Raw8<T> ru = lean::read_slice(sm.rows[buf][0][j][tid]);
       const Raw8<T> rd = lean::read_slice(sm.rows[buf][1][j][tid]);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) {
+      for (int i = 0; i < 8; i += 2) {
         const int t = q * 8 + i;
-        const float dt = tt + t < lim ? lean::dt_of(rd.get(i) + bias, sp) : 0.f;
-        sm.act[t][chb] = make_float2(dt, dt * ru.get(i));
+        const float dt0 = tt + t < lim ? lean::dt_of(rd.get(i) + bias, sp) : 0.f;
+        const float dt1 = tt + t + 1 < lim ? lean::dt_of(rd.get(i + 1) + bias, sp) : 0.f;
+        *reinterpret_cast<float4*>(act_row + t) = make_float4(dt0, dt0 * ru.get(i), dt1, dt1 * ru.get(i + 1));
       }
     }
     __syncwarp();
@@ -299,14 +369,14 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
     }
     float yl[kTile / G];
     if (any_reset)
-      recur_tile<G, kTile, kStride, true, kOutput>(h, A2, &sm.act[0][0], chb, g, sm.bc[buf], rw, yl);
+      recur_tile<G, kTile, Smem::kPairs, true, kOutput>(h, A2, act_row, g, sm.bc[buf], rw, yl);
     else
-      recur_tile<G, kTile, kStride, false, kOutput>(h, A2, &sm.act[0][0], chb, g, sm.bc[buf], rw, yl);
+      recur_tile<G, kTile, Smem::kPairs, false, kOutput>(h, A2, act_row, g, sm.bc[buf], rw, yl);
     if constexpr (kOutput) {
       // Every lane of the channel has read its steps' x before y goes over them.
       __syncwarp();
 #pragma unroll
-      for (int k = 0; k < kTile / G; ++k) sm.act[k * G + g][chb].y = yl[k];
+      for (int k = 0; k < kTile / G; ++k) act_row[k * G + g].y = yl[k];
       __syncwarp();
       // Phase C: y = (y + D u) silu(z) of this lane's pieces.
 #pragma unroll
@@ -317,13 +387,17 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
         if constexpr (kHasZ) rz = lean::read_slice(sm.rows[buf][2][j][tid]);
         float ov[8];
 #pragma unroll
-        for (int i = 0; i < 8; ++i) {
-          float y = fmaf(dskip, ru.get(i), sm.act[q * 8 + i][chb].y);
-          if constexpr (kHasZ) {
-            const float zz = rz.get(i);
-            y *= zz * lean::sigmoid(zz);
+        for (int i = 0; i < 8; i += 2) {
+          const float4 dy = *reinterpret_cast<const float4*>(act_row + q * 8 + i);  // (dt, y) of 2 steps
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float y = fmaf(dskip, ru.get(i + e), e ? dy.w : dy.y);
+            if constexpr (kHasZ) {
+              const float zz = rz.get(i + e);
+              y *= zz * lean::sigmoid(zz);
+            }
+            ov[i + e] = y;
           }
-          ov[i] = y;
         }
         store_row8(orow, tt + q * 8, lim, p.aligned, ov);
       }

@@ -41,7 +41,7 @@ enum class ScanVariant : int {
   // one; kLean's backward.
   kDefault = 8,
   // The single-pass forward with G = 8 and 16 lanes per channel (2 and 1 states per
-  // lane): 2x and 4x the warps of G = 4 at the same rows, for 2,048-8,192 rows.
+  // lane): 2x and 4x the warps of G = 4 at the same rows, for ~2,500-14,000 rows.
   kSerial8 = 9,
   kSerial16 = 10,
 };

@@ -63,20 +63,27 @@ Family serial_family(int lanes) {
   }
 }
 
-// Below kSerialMinRows (batch x channel) rows the default forward stays chunk-parallel;
-// from there it is the serial forward with kSerialFewRowsLanes lanes per channel, and with
-// 4 from kSerial4MinRows.
-// Measured (H200, `bench_scan 5 crossover`, bf16, 2^20 tokens of 512 channels, 2026-11-29,
-// serial kernels with y kept in registers per tile): forward ms chunked (pipelined) /
-// serial G = 8 / G = 4 at 2,048 rows 9.11 / 15.04 / 24.57, 4,096 rows 9.01 / 8.64 / 12.47,
-// 8,192 rows 8.93 / 6.29 / 7.04, 16,384 rows 8.93 / 6.28 / 5.21, 32,768 rows 8.81 / 6.21 /
-// 4.75; 8 x 1,536 x 32,768 (12,288 rows) 6.68 / 5.12 / 4.28; the model's 4 x 1,024 x 32,768
-// (4,096 rows) 2.35 / 2.21 / 3.10. Below ~4,000 rows a walk along L is latency-bound (its
-// time halves as the rows double) and the chunk-parallel kernels win.
-constexpr int64_t kSerialMinRows = 4096;
-constexpr int64_t kSerial4MinRows = 8192;
-constexpr int kSerialFewRowsLanes = 8;
-
+// The default forward's kernel by batch x channel rows: the serial forward with `lanes`
+// lanes per channel from `min_rows` (the first entry that applies), chunk-parallel below.
+// Measured (H200, `bench_scan 5 crossover`, bf16, ~2^20 tokens of 512 channels,
+// 2026-11-29, commit of this rule's kernels): forward ms chunked (pipelined) / serial
+// G = 16 / G = 8 / G = 4 at
+//    2,048 rows 8.94 / 9.75 / 12.81 / 29.78     3,072 rows 9.27 / 8.18 / 10.56 / 20.23
+//    4,096 rows 8.87 / 7.82 / 7.54 / 15.20      5,120 rows 9.28 / 9.02 / 7.54 / 13.08
+//    6,144 rows 9.19 / 7.87 / 6.27 / 10.87      8,192 rows 8.82 / 7.75 / 5.87 / 8.26
+//   10,240 rows 9.21 / 7.59 / 6.77 / 7.38      16,384 rows 8.75 / 7.68 / 5.78 / 5.32
+//   32,768 rows 8.67 / 7.57 / 5.67 / 4.75
+// and 4 x 1,024 x 32,768 (the d512 model, 4,096 rows) 2.31 / 1.99 / 1.92 / 3.80, 8 x 1,536 x
+// 32,768 (12,288 rows) 6.59 / 5.82 / 4.57 / 4.64. Each switch sits halfway between the two
+// measured row counts on either side of it. Below ~2,500 rows a walk along L is
+// latency-bound (its time halves as the rows double) and the chunk-parallel kernels win;
+// more lanes per channel give more warps at the same rows but more instructions per
+// (channel, step), so each G wins in its own range.
+struct SerialRule {
+  int64_t min_rows;
+  int lanes;
+};
+constexpr SerialRule kSerialRules[] = {{14336, 4}, {3584, 8}, {2560, 16}};
 // The kernels of variant v at the shape of p (the default variant picks its forward by shape).
 Kernels kernels_of(ScanVariant v, const Params& p) {
   switch (v) {
@@ -195,8 +202,9 @@ void launch_serial_g(CudaContext& c, const Params& p, const float* h0, T* o, int
   // per block in bf16) allows 8. G = 4 then gets 64 registers (ptxas: 8-24 bytes of
   // spills, outside the step loop) and measured fastest of the three: 4.86 ms at row 3
   // against 5.13 (G = 2) and 7.94 (G = 1), 4.64 ms at row 4 against 6.00 and 10.71.
-  // G = 8 and 16 are for 2,048-8,192 rows (256-1,024 blocks of G = 8, 512-2,048 of G = 16):
-  // 4 blocks per SM, 128 registers, enough for the whole tile's loads to be issued early.
+  // G = 8 and 16 are for ~2,500-14,000 rows (224-896 blocks of G = 8, 320-448 of G = 16):
+  // 4 blocks per SM, 128 registers, enough for much of a tile's loads and exponentials to
+  // be issued early.
   constexpr int kMinBlocks = G == 4 ? 8 : G == 2 ? 4 : G == 1 ? 2 : 4;
   auto kernel = scan::serial::fwd_serial_kernel<T, G, kOutput, kHasZ, kMinBlocks>;
   const int smem = static_cast<int>(sizeof(scan::serial::SerialSmem<T, G>));
@@ -480,7 +488,9 @@ std::vector<ScanVariant> scan_variants() {
 
 int default_fwd_serial_lanes(int64_t batch, int64_t channels) {
   const int64_t rows = batch * channels;
-  return rows >= kSerial4MinRows ? 4 : rows >= kSerialMinRows ? kSerialFewRowsLanes : 0;
+  for (const SerialRule& r : kSerialRules)
+    if (rows >= r.min_rows) return r.lanes;
+  return 0;
 }
 
 bool default_fwd_is_serial(int64_t batch, int64_t channels) { return default_fwd_serial_lanes(batch, channels) != 0; }
