@@ -3,7 +3,8 @@
 // same tokens in the same [rows, columns] shapes with the same seq_start resets and
 // stream state, tokenized beforehand, nothing downloaded), for regions of 1 kb, 10 kb and 1 Mb tiled over
 // chr20 of the bundled genome. Each run pays a fixed cost once (context, model load,
-// hashes: measured on one 1 kb region); "after the fixed cost" is the rate of the rest,
+// hashes: measured on one 1 kb region, after the process's one-time device start);
+// "after the fixed cost" is the rate of the rest,
 // and the hg38 (3.1 Gbp) projection is that fixed cost plus hg38's tokens at that rate.
 // A random-init model of the given config (d256 x 8 by default).
 //
@@ -163,10 +164,14 @@ int main(int argc, char** argv) {
   std::ostringstream quiet;
   const auto none = [](const char*) -> const char* { return nullptr; };
 
-  // Fixed cost of one run (context, model load, hashes, file): one 1 kb region.
-  const auto tf = Clock::now();
-  gm::run_embed(job_for(a, model_path, (tmp / "warm.h5ad").string(), 1000, 1), none, {}, quiet);
-  const double fixed = seconds_since(tf);
+  // Fixed cost of one run (context, model load, hashes, file): the best of three runs of one
+  // 1 kb region, after a first one that also pays the process's one-time device start.
+  double fixed = 1e30;
+  for (int r = 0; r < 4; ++r) {
+    const auto tf = Clock::now();
+    gm::run_embed(job_for(a, model_path, (tmp / "warm.h5ad").string(), 1000, 1), none, {}, quiet);
+    if (r > 0) fixed = std::min(fixed, seconds_since(tf));
+  }
 
   std::printf("model %s, device %s, precision %s, threads %d, rows %lld, chunk %lld, best of %d\n",
               cfg.summary().c_str(), device.str().c_str(), a.precision.c_str(),
