@@ -435,6 +435,41 @@ TEST_F(CudaScan, SerialSavedMatchesChunked) {
   }
 }
 
+// One long sequence of few channels: the default forward is the segmented one (chunk
+// summaries, then the single-pass kernel over whole-chunk segments as rows, the rest by
+// the chunked output kernel). Right against the CPU (forward and backward) with and without
+// a tail after the last whole segment and with bf16; bitwise the kSegmented variant; its
+// `saved` bitwise the chunked forward's (the same first pass).
+TEST_F(CudaScan, SegmentedForLongFewRows) {
+  for (const int64_t L : {int64_t{40000}, int64_t{32768 + 3 * 512}}) {
+    ScanCase sc{1, 48, L, 16};
+    sc.boundary_resets = true;
+    run_case(sc, ScanVariant::kSegmented);
+    sc.dtype = DType::BF16;
+    run_case(sc, ScanVariant::kSegmented);
+    sc.dtype = DType::F32;
+    SCOPED_TRACE(sc.name() + ", " + seed_note());
+    Inputs in = make_inputs(sc);
+    ScanInputs din = in.dev_in();
+    const int64_t n = gm::cuda::selective_scan_saved_numel(*gpu_, sc.B, sc.D, sc.L, sc.N);
+    Tensor y[3], hl[3], sv[3];
+    const ScanVariant vs[3] = {ScanVariant::kDefault, ScanVariant::kSegmented, ScanVariant::kLeanBackward};
+    for (int i = 0; i < 3; ++i) {
+      y[i] = dev({sc.B, sc.D, sc.L}, DType::F32);
+      hl[i] = dev({sc.B, sc.D, sc.N}, DType::F32);
+      sv[i] = dev({n}, DType::F32);
+      poison(y[i]);
+      poison(hl[i]);
+      poison(sv[i]);
+      gm::cuda::selective_scan_fwd_variant(*gpu_, vs[i], din, y[i], &hl[i], &sv[i]);
+    }
+    EXPECT_TRUE(bitwise_equal(download(y[0]), download(y[1])));
+    EXPECT_TRUE(bitwise_equal(download(hl[0]), download(hl[1])));
+    EXPECT_TRUE(bitwise_equal(download(sv[1]), download(sv[2])));
+    EXPECT_LE(rel_error(download(y[1]), download(y[2])), 1e-5);
+  }
+}
+
 // The dispatcher reaches the CUDA twin for a CUDA context.
 TEST_F(CudaScan, OpsDispatch) {
   SCOPED_TRACE(seed_note());

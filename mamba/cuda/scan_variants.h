@@ -44,6 +44,10 @@ enum class ScanVariant : int {
   // lane): 2x and 4x the warps of G = 4 at the same rows, for ~2,500-14,000 rows.
   kSerial8 = 9,
   kSerial16 = 10,
+  // Chunk summaries as kPipelined's first pass, then the outputs by the single-pass kernel
+  // over segments of each sequence (whole chunks, each from its chunk-start state) taken
+  // as rows; kLean's backward. The default's forward for one or a few long sequences.
+  kSegmented = 11,
 };
 
 const char* scan_variant_name(ScanVariant v);
@@ -51,8 +55,8 @@ const char* scan_variant_name(ScanVariant v);
 std::vector<ScanVariant> scan_variants();
 
 // Lanes per channel (4, 8 or 16) of the single-pass kernel the default variant's forward
-// runs at this shape, 0 where it runs the chunked (pipelined) one (the rule and the
-// measurement behind it: selective_scan.cu).
+// runs at this shape, 0 where it runs a chunk-parallel one (pipelined, or segmented from
+// 32,768 steps; the rule and the measurement behind it: selective_scan.cu).
 int default_fwd_serial_lanes(int64_t batch, int64_t channels);
 // default_fwd_serial_lanes(batch, channels) != 0.
 bool default_fwd_is_serial(int64_t batch, int64_t channels);

@@ -36,7 +36,10 @@ int64_t num_chunks(int64_t L) { return (L + kChunk - 1) / kChunk; }
 // kLeanPoly: the lean kernels with kPoly of the 16 exponentials per step of the
 // thread-per-channel kernels on the FMA pipe. kSerialG: the single-pass forward with G
 // lanes per channel (forward only; the backward recomputes states with it).
-enum class Family { kReference, kPipelined, kLean, kLeanPoly, kSerial1, kSerial2, kSerial4, kSerial8, kSerial16 };
+enum class Family {
+  kReference, kPipelined, kLean, kLeanPoly, kSerial1, kSerial2, kSerial4, kSerial8, kSerial16,
+  kSegmented,  // pipelined chunk summaries, then the single-pass kernel over segments
+};
 struct Kernels {
   Family fwd, bwd;
 };
@@ -84,6 +87,19 @@ struct SerialRule {
   int lanes;
 };
 constexpr SerialRule kSerialRules[] = {{14336, 4}, {3584, 8}, {2560, 16}};
+
+// The segmented forward, for the shapes the rule above leaves chunked (fewer than 2,560
+// rows: one or a few long sequences). The chunk summaries and their combine give the state
+// before every chunk (as the chunked forward's first pass does); then the outputs come
+// from the single-pass kernel run over segments of each sequence (a segment is a whole
+// number of chunks and starts from its chunk-start state) as if they were separate rows:
+// enough rows for its fastest regime instead of the chunked output pass. The exponentials
+// are still computed twice (summaries, outputs), but the second pass runs at the
+// single-pass kernel's rate (4.75 ms per 2^20 tokens at 32,768 rows) instead of the chunked
+// output kernel's (~6 ms). Used from kSegmentedMinLength steps (at least 64 chunks), so
+// that the segments are long next to the tiles the single-pass kernel walks.
+constexpr int64_t kSegmentRows = 32768;
+constexpr int64_t kSegmentedMinLength = 64 * kChunk;
 // The kernels of variant v at the shape of p (the default variant picks its forward by shape).
 Kernels kernels_of(ScanVariant v, const Params& p) {
   switch (v) {
@@ -97,9 +113,11 @@ Kernels kernels_of(ScanVariant v, const Params& p) {
     case ScanVariant::kSerial1: return {Family::kSerial1, Family::kLean};
     case ScanVariant::kSerial8: return {Family::kSerial8, Family::kLean};
     case ScanVariant::kSerial16: return {Family::kSerial16, Family::kLean};
+    case ScanVariant::kSegmented: return {Family::kSegmented, Family::kLean};
     case ScanVariant::kDefault: {
       const int lanes = default_fwd_serial_lanes(p.batch, p.channels);
-      return {lanes ? serial_family(lanes) : Family::kPipelined, Family::kLean};
+      if (lanes) return {serial_family(lanes), Family::kLean};
+      return {p.length >= kSegmentedMinLength ? Family::kSegmented : Family::kPipelined, Family::kLean};
     }
   }
   throw std::invalid_argument("gm::cuda::selective_scan: unknown scan variant");
@@ -236,6 +254,7 @@ void launch_serial(CudaContext& c, const Params& p, const float* h0, T* o, int64
 // (bitwise the states its forward saves).
 template <class T>
 void chunk_start_states(CudaContext& c, const Params& p, const float* h0, float* starts, Family fam) {
+  if (fam == Family::kSegmented) fam = Family::kPipelined;  // its first pass is the pipelined one
   if (serial_lanes(fam)) {
     launch_serial<T, false, false>(c, p, h0, nullptr, 0, 0, nullptr, starts, fam);
     return;
@@ -299,6 +318,88 @@ void launch_output(CudaContext& c, const Params& p, const float* starts, T* o, i
   GM_CUDA_CHECK_LAUNCH();
 }
 
+// h0 of every segment: h0s[s, c, n] = starts[b, s * seg_chunks, c, n] for s < segments.
+__global__ void gather_segment_starts_kernel(const float* __restrict__ starts, int64_t chunks, int64_t channels,
+                                             int64_t state, int64_t b, int64_t seg_chunks, int64_t segments,
+                                             float* __restrict__ h0s) {
+  const int64_t total = segments * channels * state;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t n = i % state, ch = i / state % channels, s = i / (state * channels);
+    h0s[i] = starts[((b * chunks + s * seg_chunks) * channels + ch) * kMaxState + n];
+  }
+}
+
+// Steps per segment: whole chunks, the fewest that keep the whole segments within
+// kSegmentRows rows (L / seg x channels), so that the single-pass launch is one wave of
+// blocks (at 1 x 512 x 2^20: 64 segments of 32 chunks; at 1 x 512 x 1,000,000: 63 of 31
+// chunks and a tail of 64 steps; rounding the other way gave 65 segments and a 1,600-step
+// tail, 1.7% slower per token, measured).
+int64_t segment_steps(const Params& p) {
+  const int64_t segments = std::max<int64_t>(1, std::min<int64_t>(65535, kSegmentRows / p.channels));
+  const int64_t whole_chunks = std::max<int64_t>(1, p.length / kChunk);
+  return (whole_chunks + segments - 1) / segments * kChunk;
+}
+
+// Outputs (and h_last) of the segmented forward from the chunk-start states, one sequence
+// at a time: its L / seg whole segments as the rows of one single-pass launch, the rest
+// (shorter than a segment, starting at a chunk start) by the chunked output kernel.
+template <class T, bool kHasZ>
+void segmented_output(CudaContext& c, const Params& p, const float* starts, T* o, int64_t o_bs, int64_t o_cs,
+                      float* hl) {
+  const int64_t D = p.channels, N = p.state;
+  const int64_t seg = segment_steps(p), full = p.length / seg, tail = p.length - full * seg;
+  const int lanes = std::max(4, default_fwd_serial_lanes(full, D));
+  Tensor h0s = Tensor::empty(c.allocator(), {std::max<int64_t>(1, full) * D * N}, DType::F32);
+  Tensor last;  // h_last of every whole segment: the last one's ends the sequence when no tail follows
+  if (hl && tail == 0) last = Tensor::empty(c.allocator(), {full * D * N}, DType::F32);
+  for (int64_t b = 0; b < p.batch; ++b) {
+    auto at = [&](const void* base, int64_t bs, int64_t off) -> const void* {
+      return base ? static_cast<const void*>(static_cast<const T*>(base) + b * bs + off) : nullptr;
+    };
+    Params ps = p;
+    ps.batch = full;
+    ps.length = seg;
+    ps.chunks = seg / kChunk;
+    ps.u = at(p.u, p.u_bs, 0);
+    ps.delta = at(p.delta, p.delta_bs, 0);
+    ps.z = at(p.z, p.z_bs, 0);
+    ps.Bm = at(p.Bm, p.B_bs, 0);
+    ps.Cm = at(p.Cm, p.C_bs, 0);
+    ps.starts = p.starts ? p.starts + b * p.starts_bs : nullptr;
+    ps.u_bs = ps.delta_bs = ps.z_bs = ps.B_bs = ps.C_bs = ps.starts_bs = seg;
+    T* ob = o + b * o_bs;
+    if (full > 0) {
+      gather_segment_starts_kernel<<<capped_blocks(full * D * N, 256), 256, 0, c.stream()>>>(
+          starts, p.chunks, D, N, b, seg / kChunk, full, h0s.data<float>());
+      GM_CUDA_CHECK_LAUNCH();
+      launch_serial<T, true, kHasZ>(c, ps, h0s.data<float>(), ob, seg, o_cs, last.defined() ? last.data<float>() : nullptr,
+                                    nullptr, serial_family(lanes));
+      if (last.defined())
+        GM_CUDA_CHECK(cudaMemcpyAsync(hl + b * D * N, last.data<float>() + (full - 1) * D * N,
+                                      sizeof(float) * static_cast<size_t>(D * N), cudaMemcpyDeviceToDevice,
+                                      c.stream()));
+    }
+    if (tail > 0) {
+      const int64_t t0 = full * seg;
+      Params pt = ps;
+      pt.batch = 1;
+      pt.length = tail;
+      pt.chunks = num_chunks(tail);
+      pt.u = at(p.u, p.u_bs, t0);
+      pt.delta = at(p.delta, p.delta_bs, t0);
+      pt.z = at(p.z, p.z_bs, t0);
+      pt.Bm = at(p.Bm, p.B_bs, t0);
+      pt.Cm = at(p.Cm, p.C_bs, t0);
+      pt.starts = p.starts ? p.starts + b * p.starts_bs + t0 : nullptr;
+      // The tail's chunk-start states: chunks t0 / kChunk .. of sequence b, contiguous.
+      const float* tail_starts = starts + (b * p.chunks + t0 / kChunk) * D * kMaxState;
+      launch_output<T, kHasZ>(c, pt, tail_starts, ob + t0, 0, o_cs, hl ? hl + b * D * N : nullptr,
+                              Family::kPipelined);
+    }
+  }
+}
+
 template <class T>
 void fwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, Tensor& out, Tensor* h_last, Tensor* saved,
                  Family fam) {
@@ -325,6 +426,13 @@ void fwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, Tensor& 
   chunk_start_states<T>(c, p, in.h0 ? in.h0->data<float>() : nullptr, starts, fam);
   float* hl = h_last ? h_last->data<float>() : nullptr;
   T* o = static_cast<T*>(out.raw());
+  if (fam == Family::kSegmented) {
+    if (p.z)
+      segmented_output<T, true>(c, p, starts, o, out.stride(0), out.stride(1), hl);
+    else
+      segmented_output<T, false>(c, p, starts, o, out.stride(0), out.stride(1), hl);
+    return;
+  }
   if (p.z)
     launch_output<T, true>(c, p, starts, o, out.stride(0), out.stride(1), hl, fam);
   else
@@ -476,6 +584,7 @@ const char* scan_variant_name(ScanVariant v) {
     case ScanVariant::kSerial8: return "serial-g8";
     case ScanVariant::kSerial16: return "serial-g16";
     case ScanVariant::kDefault: return "default";
+    case ScanVariant::kSegmented: return "segmented";
   }
   return "?";
 }
@@ -483,7 +592,7 @@ const char* scan_variant_name(ScanVariant v) {
 std::vector<ScanVariant> scan_variants() {
   return {ScanVariant::kDefault, ScanVariant::kLeanBackward, ScanVariant::kLean,    ScanVariant::kLeanPoly,
           ScanVariant::kPipelined, ScanVariant::kReference, ScanVariant::kSerial16, ScanVariant::kSerial8,
-          ScanVariant::kSerial4,   ScanVariant::kSerial2,   ScanVariant::kSerial1};
+          ScanVariant::kSerial4,   ScanVariant::kSerial2,   ScanVariant::kSerial1, ScanVariant::kSegmented};
 }
 
 int default_fwd_serial_lanes(int64_t batch, int64_t channels) {
