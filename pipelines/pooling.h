@@ -1,5 +1,7 @@
 // Pooling of one pass of the model over a region into one vector per layer, in
-// constant memory whatever the region's length (tokens are fed as they stream out).
+// constant memory whatever the region's length: outputs are fed as they stream out,
+// one position at a time or as reductions (sums, maxima) of runs of positions that the
+// caller computed elsewhere (the embed engine reduces them on the model's device).
 //
 // A pass reads the region on one strand; its pooled positions are the region's bases in
 // that pass's order (flank excluded), numbered q = 0..P-1.
