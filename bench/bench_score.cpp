@@ -43,7 +43,7 @@
 #include "mamba/checkpoint.h"
 #include "mamba/ops.h"
 #include "pipelines/score.h"
-#include "pipelines/score_input.h"
+#include "genomics/vcf_source.h"
 
 namespace {
 

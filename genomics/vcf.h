@@ -1,8 +1,7 @@
-// VcfReader: a thin reader of VCF/BCF records through htslib (plain, bgzip or BCF).
-// Iterates records of the whole file or of one region (needs a .tbi/.csi index), and
-// exposes the header's contigs with their lengths so they can be checked against the
+// VcfReader: VCF/BCF records (plain, bgzip or BCF, through VcfSource) decoded into plain
+// fields. Iterates records of the whole file or of one region (needs a .tbi/.csi index),
+// and exposes the header's contigs with their lengths so they can be checked against the
 // reference (check_header_contigs). Positions are 0-based here (VCF POS - 1).
-// The htslib header and record are reachable for code that writes annotated VCFs.
 // Not thread-safe: one reader per thread.
 #pragma once
 
@@ -15,7 +14,6 @@
 #include "genomics/region.h"
 
 struct bcf_hdr_t;
-struct bcf1_t;
 
 namespace gm {
 
@@ -26,6 +24,8 @@ struct VcfRecord {
   std::string ref;
   std::vector<std::string> alts;  // empty when ALT is "."
 };
+
+class VcfSource;
 
 class VcfReader {
  public:
@@ -38,23 +38,22 @@ class VcfReader {
   // ##contig lines in header order; length 0 when the line gives none.
   const std::vector<Contig>& header_contigs() const { return header_contigs_; }
 
-  // Only records overlapping `region`; the index (.tbi or .csi) must exist.
+  // Only records overlapping `region`, from its start; the index (.tbi or .csi) must exist.
   void set_region(const Region& region);
+  // Every record, from the start of the file again.
   void set_whole_file();
 
   // Next record; false at the end. Throws InputError on a malformed or truncated file.
   bool next(VcfRecord& record);
 
-  // The htslib view of the header and of the record last returned by next().
+  // The htslib view of the header.
   const bcf_hdr_t* header() const;
-  bcf1_t* raw_record();
 
  private:
-  struct Handle;
   void open();
   std::string path_;
   std::vector<Contig> header_contigs_;
-  std::unique_ptr<Handle> h_;
+  std::unique_ptr<VcfSource> source_;
 };
 
 }  // namespace gm

@@ -30,7 +30,7 @@
 #include "pipelines/score_alleles.h"
 #include "pipelines/score_contigs.h"
 #include "pipelines/score_engine.h"
-#include "pipelines/score_input.h"
+#include "genomics/vcf_source.h"
 #include "pipelines/score_output.h"
 #include "pipelines/score_sequence.h"
 

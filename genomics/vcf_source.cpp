@@ -1,6 +1,6 @@
-// VCF/BCF record source over htslib (see score_input.h): bcf_read for whole files and
+// VCF/BCF record source over htslib (see vcf_source.h): bcf_read for whole files and
 // stdin; region queries through the tabix index (bgzip VCF) or the CSI index (BCF).
-#include "pipelines/score_input.h"
+#include "genomics/vcf_source.h"
 
 #include <htslib/hts.h>
 #include <htslib/kstring.h>

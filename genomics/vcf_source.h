@@ -1,8 +1,9 @@
-// VcfSource: the records `genomamba score` reads from a VCF/BCF (plain, bgzip or BCF;
-// a file or "-" for stdin), either the whole file in order or only the records that
-// overlap a list of intervals (through the .tbi/.csi index).
+// VcfSource: the records of a VCF/BCF (plain, bgzip or BCF; a file or "-" for stdin)
+// as htslib records, either the whole file in order or only the records that overlap a
+// list of intervals (through the .tbi/.csi index). `genomamba score` reads its input
+// through it; VcfReader (vcf.h) decodes its records into plain fields.
 //
-// Intervals are sorted and disjoint (score_contigs.h: normalize_regions, shard_units).
+// Intervals are sorted and disjoint (for score: normalize_regions, shard_units).
 // A record is returned once, for the FIRST interval of the whole list it overlaps, even
 // when it overlaps several (a deletion across an interval boundary) and even when that
 // interval belongs to another shard: a record never appears in two shards.
