@@ -2,6 +2,7 @@
 #include "pipelines/embed_engine.h"
 
 #include <algorithm>
+#include <limits>
 #include <set>
 #include <stdexcept>
 
@@ -216,6 +217,9 @@ RegionEmbedder::RegionEmbedder(Context& ctx, MambaModel& model, const FastaReade
   if (opt_.chunk < 1) throw std::invalid_argument("--chunk must be >= 1");
   if (opt_.rows < 1) throw std::invalid_argument("--batch-size must be >= 1");
   if (opt_.flank < 0) throw std::invalid_argument("--flank must be >= 0");
+  // Pooled runs are addressed by 32-bit columns of a step (span_reduce's i32 spans).
+  if (opt_.chunk > std::numeric_limits<int32_t>::max() / opt_.rows)
+    throw std::invalid_argument("--chunk x --batch-size must stay below 2^31 tokens per forward");
 }
 
 int64_t RegionEmbedder::model_tokens(const EmbedRegion& region) const {

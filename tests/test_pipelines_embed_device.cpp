@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "pipelines/embed_engine.h"
 #include "tests/test_pipelines_embed_util.h"
@@ -77,6 +78,19 @@ TEST_F(EmbedDevicePooling, PiecesOfLongRegionsPoolLikeThePerTokenOutput) {
             << pool_name(pool) << " region " << i << " column " << j;
     }
   }
+}
+
+TEST_F(EmbedDevicePooling, RejectsStepsOf2To31TokensOrMore) {
+  CpuContext ctx(1);
+  auto model = load_model(ctx, dir / "model.safetensors");
+  const FastaReader fasta(test::data_path("setA/grch38.chr20_and_21_10M.fa.gz"));
+  EngineOptions o;
+  o.layers = {1};
+  o.rows = 4;
+  o.chunk = int64_t{1} << 29;  // 2^31 tokens a forward
+  EXPECT_THROW(RegionEmbedder(ctx, *model, fasta, o), std::invalid_argument);
+  o.chunk = (int64_t{1} << 29) - 1;
+  EXPECT_NO_THROW(RegionEmbedder(ctx, *model, fasta, o));
 }
 
 TEST_F(EmbedDevicePooling, CudaEngineEqualsCpuEngine) {
