@@ -141,6 +141,8 @@ void ScoreRun::validate_options() const {
   if (!o_.full_context && o_.context < 1) throw std::invalid_argument("--context must be >= 1 or 'full'");
   if (o_.window < 1) throw std::invalid_argument("--window must be >= 1");
   if (o_.batch_rows < 0 || o_.chunk < 0) throw std::invalid_argument("--batch-size and --chunk must be >= 0");
+  // The logits the LLR reads are gathered by 32-bit columns of a step.
+  if (o_.chunk > std::numeric_limits<int32_t>::max()) throw std::invalid_argument("--chunk must be below 2^31");
   hts_write_mode(o_.output_type);
   if (o_.shard.sharded() && o_.output == "-") {
     throw std::invalid_argument("--shard needs an output file (-o): each shard writes its own file");
