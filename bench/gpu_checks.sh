@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # GPU checks and benchmarks, run from the repository root on a machine with an NVIDIA
 # GPU, with the binaries of a CUDA build (build/, or a bundle of it such as .gpu/):
-#   bench/gpu_checks.sh BIN_DIR OUT_DIR [tests] [bench] [reference]
+#   bench/gpu_checks.sh BIN_DIR OUT_DIR [tests] [bench] [reference] [apps]
 #   tests      every CUDA test (ops against the CPU, model, CLI loss curve CPU vs GPU, score)
 #   bench      bench_scan (PEERS.md scan shapes) and bench_model (PEERS.md LM configs)
 #   reference  the PEERS.md reference recipe (configs/recipes/peers-reference.ini),
 #              whose validation curve is compared with the peer's (ends at 1.808 bits/base)
+#   apps       bench_embed (FASTA to .h5ad) and bench_score (VCF to scored VCF, against the
+#              naive way) at the shapes
 # Logs go to OUT_DIR; each step's summary to stdout.
 set -uo pipefail
-bin=${1:?usage: gpu_checks.sh BIN_DIR OUT_DIR [tests] [bench] [reference]}
-out=${2:?usage: gpu_checks.sh BIN_DIR OUT_DIR [tests] [bench] [reference]}
+bin=${1:?usage: gpu_checks.sh BIN_DIR OUT_DIR [tests] [bench] [reference] [apps]}
+out=${2:?usage: gpu_checks.sh BIN_DIR OUT_DIR [tests] [bench] [reference] [apps]}
 shift 2
 export GENOMAMBA_BINARY="$PWD/$bin/app/genomamba"
 export OMP_WAIT_POLICY=PASSIVE
@@ -37,6 +39,9 @@ for what in "$@"; do
       grep -E 'validation|error|non-finite' "$out/reference.log"
       cp "$out/reference/metrics.jsonl" "$out/reference_metrics.jsonl" 2>/dev/null
       rm -rf "$out/reference/checkpoints" ;;
+    apps)
+      "$bin/bench/bench_embed" --device cuda --tokens 8000000 --reps 2 2>&1 | tee "$out/bench_embed.txt" | tail -6
+      "$bin/bench/bench_score" --device cuda --slow-subsample 10 2>&1 | tee "$out/bench_score.txt" | tail -14 ;;
     *) echo "gpu_checks: unknown step '$what'" >&2; status=1 ;;
   esac
 done
