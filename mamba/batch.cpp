@@ -46,12 +46,23 @@ double NextTokenBatch::weight_sum(float soft_weight) const {
   return s;
 }
 
-Tensor upload_u8(Context& ctx, const std::vector<uint8_t>& host, const Tensor::Shape& shape) {
-  Tensor t = ctx.empty(shape, DType::U8);
-  if (static_cast<int64_t>(host.size()) != t.numel()) throw std::invalid_argument("upload_u8: size mismatch");
-  const Tensor src = Tensor::wrap(const_cast<uint8_t*>(host.data()), shape, DType::U8, Device::cpu());
+namespace {
+template <class T>
+Tensor upload(Context& ctx, const std::vector<T>& host, const Tensor::Shape& shape, DType dtype, const char* name) {
+  Tensor t = ctx.empty(shape, dtype);
+  if (static_cast<int64_t>(host.size()) != t.numel()) throw std::invalid_argument(std::string(name) + ": size mismatch");
+  const Tensor src = Tensor::wrap(const_cast<T*>(host.data()), shape, dtype, Device::cpu());
   ops::copy(ctx, src, t);
   return t;
+}
+}  // namespace
+
+Tensor upload_u8(Context& ctx, const std::vector<uint8_t>& host, const Tensor::Shape& shape) {
+  return upload(ctx, host, shape, DType::U8, "upload_u8");
+}
+
+Tensor upload_i32(Context& ctx, const std::vector<int32_t>& host, const Tensor::Shape& shape) {
+  return upload(ctx, host, shape, DType::I32, "upload_i32");
 }
 
 TokenInputs NextTokenBatch::upload(Context& ctx, float soft_weight) const {

@@ -48,5 +48,7 @@ struct NextTokenBatch {
 
 // A u8 tensor on ctx's device holding `host` with the given shape.
 Tensor upload_u8(Context& ctx, const std::vector<uint8_t>& host, const Tensor::Shape& shape);
+// The same for an i32 tensor (e.g. the spans of ops::span_reduce).
+Tensor upload_i32(Context& ctx, const std::vector<int32_t>& host, const Tensor::Shape& shape);
 
 }  // namespace gm

@@ -399,9 +399,7 @@ void RegionEmbedder::run_block(const std::vector<EmbedRegion>& regions, size_t f
       step.reduced.clear();
       const int64_t S = static_cast<int64_t>(step.pieces.size());
       if (S == 0) return;
-      Tensor host_spans = Tensor::wrap(step.spans.data(), {S, 3}, DType::I32, Device::cpu());
-      Tensor spans = on_host ? host_spans : ctx_.empty({S, 3}, DType::I32);
-      if (!on_host) ops::copy(ctx_, host_spans, spans);
+      const Tensor spans = upload_i32(ctx_, step.spans, {S, 3});
       for (size_t k = 0; k < slots; ++k) {
         step.reduced.push_back(ctx_.empty({S, d}, DType::F32));
         ops::span_reduce(ctx_, step.forward.captured[k], spans, opt_.pool == Pool::Max, step.reduced.back());

@@ -162,18 +162,15 @@ void ScoreEngine::score_full(const ContigTokens& seq, const std::vector<StrandJo
         }
       }
       const auto S = static_cast<int64_t>(readers.size());
-      Tensor host_spans = Tensor::wrap(spans.data(), {S, 3}, DType::I32, Device::cpu());
-      Tensor dev_spans = ctx_.device().is_cpu() ? host_spans : ctx_.empty({S, 3}, DType::I32);
-      if (!ctx_.device().is_cpu()) ops::copy(ctx_, host_spans, dev_spans);
       Tensor picked = ctx_.empty({S, vocab}, DType::F32);
-      ops::span_reduce(ctx_, out.logits.reshape({rows, len, vocab}), dev_spans, false, picked);
+      ops::span_reduce(ctx_, out.logits.reshape({rows, len, vocab}), upload_i32(ctx_, spans, {S, 3}), false, picked);
       logits.resize(static_cast<size_t>(S * vocab));
       Tensor host = Tensor::wrap(logits.data(), {S, vocab}, DType::F32, Device::cpu());
       ops::copy(ctx_, picked, host);
       for (int64_t i = 0; i < S; ++i) {
         const float* l = logits.data() + i * vocab;
-        readers[static_cast<size_t>(i)]->llr_value =
-            static_cast<double>(l[readers[static_cast<size_t>(i)]->alt[0]]) - l[readers[static_cast<size_t>(i)]->ref[0]];
+        StrandJob& job = *readers[static_cast<size_t>(i)];
+        job.llr_value = static_cast<double>(l[job.alt[0]]) - l[job.ref[0]];
       }
     }
     if (on_chunk) on_chunk(static_cast<double>(k + 1) / static_cast<double>(total_chunks));
