@@ -60,7 +60,6 @@ PassPooler::PassPooler(Pool pool, int64_t dim) : pool_(pool), dim_(dim) {
 
 void PassPooler::begin(int64_t length) {
   if (length < 1) throw std::invalid_argument("PassPooler: empty pass");
-  length_ = length;
   std::tie(wanted_begin_, wanted_end_) = pool_wanted_range(pool_, length);
   fed_ = 0;
   std::fill(acc_.begin(), acc_.end(), 0.0);
@@ -78,10 +77,6 @@ void PassPooler::feed_reduced(int64_t q0, int64_t q1, const float* reduced) {
   } else {
     for (size_t j = 0; j < d; ++j) acc_[j] += reduced[j];
   }
-}
-
-void PassPooler::feed(int64_t q, const float* x) {
-  if (q >= wanted_begin_ && q < wanted_end_) feed_reduced(q, q + 1, x);
 }
 
 void PassPooler::finish(float weight, float* out) const {

@@ -1,7 +1,7 @@
 // Pooling of one pass of the model over a region into one vector per layer, in
-// constant memory whatever the region's length: outputs are fed as they stream out,
-// one position at a time or as reductions (sums, maxima) of runs of positions that the
-// caller computed elsewhere (the embed engine reduces them on the model's device).
+// constant memory whatever the region's length: outputs are fed as they stream out, as
+// reductions (sums, maxima) of runs of positions that the caller computed (the embed
+// engine reduces them on the model's device).
 //
 // A pass reads the region on one strand; its pooled positions are the region's bases in
 // that pass's order (flank excluded), numbered q = 0..P-1.
@@ -42,16 +42,13 @@ class PassPooler {
   // The reduction of the outputs at pooled positions [q0, q1), a part of the wanted range
   // not fed before: their sum, or for max their elementwise maximum (dim values).
   void feed_reduced(int64_t q0, int64_t q1, const float* reduced);
-  // The output at pooled position q (dim values); positions outside the wanted range
-  // are ignored, so every position may be fed.
-  void feed(int64_t q, const float* x);
   // out[0..dim) += weight * pooled value. Every wanted position must have been fed.
   void finish(float weight, float* out) const;
 
  private:
   Pool pool_;
   int64_t dim_;
-  int64_t length_ = 0, wanted_begin_ = 0, wanted_end_ = 0, fed_ = 0;
+  int64_t wanted_begin_ = 0, wanted_end_ = 0, fed_ = 0;
   std::vector<double> acc_;
   std::vector<float> max_;
 };
