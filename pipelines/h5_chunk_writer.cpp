@@ -9,15 +9,14 @@
 #include <string>
 #include <thread>
 
+#include "pipelines/embed_h5.h"
+
 namespace gm::h5 {
 
 namespace {
 
 [[noreturn]] void fail(hid_t dataset, const std::string& what) {
-  char file[4096] = {0}, path[4096] = {0};
-  H5Fget_name(dataset, file, sizeof file);
-  H5Iget_name(dataset, path, sizeof path);
-  throw std::runtime_error("HDF5: " + what + " (" + file + ":" + path + ")");
+  throw std::runtime_error("HDF5: " + what + " (" + describe(dataset) + ")");
 }
 
 // HDF5's shuffle filter: byte j of element i goes to j * n + i.
@@ -32,14 +31,9 @@ ParallelChunkWriter::ParallelChunkWriter(std::vector<hid_t> datasets, int thread
   if (datasets_.empty()) throw std::invalid_argument("ParallelChunkWriter: no dataset");
   threads_ = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const hid_t d0 = datasets_.front();
-  const hid_t space = H5Dget_space(d0);
-  hsize_t dims[2] = {0, 0};
-  const bool matrix = space >= 0 && H5Sget_simple_extent_ndims(space) == 2;
-  if (matrix) H5Sget_simple_extent_dims(space, dims, nullptr);
-  if (space >= 0) H5Sclose(space);
-  if (!matrix) fail(d0, "not a matrix");
-  rows_ = static_cast<int64_t>(dims[0]);
-  cols_ = static_cast<int64_t>(dims[1]);
+  const std::vector<int64_t> shape = dataset_shape(d0);
+  rows_ = shape[0];
+  cols_ = shape[1];
   mem_type_ = H5Dget_type(d0);
   if (mem_type_ < 0) fail(d0, "cannot read the type");
   elem_size_ = H5Tget_size(mem_type_);
@@ -49,7 +43,7 @@ ParallelChunkWriter::ParallelChunkWriter(std::vector<hid_t> datasets, int thread
   const hid_t dcpl = H5Dget_create_plist(d0);
   if (dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED) {
     hsize_t chunk[2] = {0, 0};
-    const bool whole_rows = H5Pget_chunk(dcpl, 2, chunk) == 2 && chunk[1] == dims[1] && chunk[0] > 0;
+    const bool whole_rows = H5Pget_chunk(dcpl, 2, chunk) == 2 && static_cast<int64_t>(chunk[1]) == cols_ && chunk[0] > 0;
     bool filters_ok = H5Pget_nfilters(dcpl) == 2;
     for (unsigned f = 0; filters_ok && f < 2; ++f) {
       unsigned flags = 0, cd[8] = {0};
@@ -77,24 +71,12 @@ void ParallelChunkWriter::append(int64_t row0, int64_t n, const void* data) {
     fail(datasets_.front(), "rows [" + std::to_string(row0) + ", " + std::to_string(row0 + n) +
                                 ") are not the next rows (" + std::to_string(appended_) + " of " +
                                 std::to_string(rows_) + " written)");
-  const size_t row_bytes = static_cast<size_t>(cols_) * elem_size_;
   if (!direct_) {
-    for (hid_t d : datasets_) {
-      const hid_t fspace = H5Dget_space(d);
-      const hsize_t start[2] = {static_cast<hsize_t>(row0), 0};
-      const hsize_t count[2] = {static_cast<hsize_t>(n), static_cast<hsize_t>(cols_)};
-      const hid_t mspace = H5Screate_simple(2, count, nullptr);
-      const bool ok = fspace >= 0 && mspace >= 0 &&
-                      H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, count, nullptr) >= 0 &&
-                      H5Dwrite(d, mem_type_, mspace, fspace, H5P_DEFAULT, data) >= 0;
-      if (mspace >= 0) H5Sclose(mspace);
-      if (fspace >= 0) H5Sclose(fspace);
-      if (!ok) fail(d, "cannot write rows");
-    }
+    for (hid_t d : datasets_) write_rows(d, row0, n, data, mem_type_);
     appended_ += n;
-    written_rows_ = appended_;
     return;
   }
+  const size_t row_bytes = static_cast<size_t>(cols_) * elem_size_;
   const auto* bytes = static_cast<const uint8_t*>(data);
   // Whole chunks straight from the caller's rows when nothing is pending.
   int64_t used = 0;
