@@ -86,7 +86,7 @@ class ScoreRun {
   int64_t select_records();
   // The EMB capture point and the streaming chunk (from the checkpoint's config, without
   // loading it); then the model on its device, loaded when the first group is scored.
-  int plan_model();
+  void plan_model();
   void load_model();
   void open_outputs(const std::string& model_sha, int layer);
   void log_summary();
@@ -394,7 +394,7 @@ int64_t ScoreRun::select_records() {
   return -1;
 }
 
-int ScoreRun::plan_model() {
+void ScoreRun::plan_model() {
   const int64_t n_layer = read_checkpoint_config(o_.weights).n_layer;
   layer_ = o_.layer >= 0 ? o_.layer : static_cast<int>(n_layer);
   if (layer_ > n_layer)
@@ -405,7 +405,6 @@ int ScoreRun::plan_model() {
   geometry_.emb = o_.scores.emb;
   geometry_.context = o_.full_context ? 0 : o_.context;
   geometry_.window = o_.window;
-  return layer_;
 }
 
 void ScoreRun::load_model() {
@@ -475,8 +474,8 @@ ScoreSummary ScoreRun::run() {
                             });
   open_inputs();
   const int64_t total = select_records();
-  const int layer = plan_model();
-  open_outputs(model_sha, layer);
+  plan_model();
+  open_outputs(model_sha, layer_);
   if (o_.progress) progress_.emplace(log_, "score", total > 0 ? total : 0, "records");
   last_progress_ = std::chrono::steady_clock::now();
 
