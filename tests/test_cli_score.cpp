@@ -113,6 +113,10 @@ TEST_F(CliScore, BadOptionsAndInputsFailWithAClearMessage) {
   r = with({vcf, "--layer", "7", "--scores", "emb"});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("--layer 7"), std::string::npos) << r.err;
+  r = with({vcf, "--context", "full", "--chunk", "3000000000", "-o", dir_ / "big.vcf.gz"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("--chunk must be below 2^31"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "big.vcf.gz"));
 }
 
 }  // namespace
