@@ -26,12 +26,9 @@ void VcfReader::open() {
   }
 }
 
-void VcfReader::set_region(const Region& region) {
-  open();  // a fresh source: select() restricts a source once
-  source_->select({region}, 0, 1);
-}
+void VcfReader::set_region(const Region& region) { source_->select({region}, 0, 1); }
 
-void VcfReader::set_whole_file() { open(); }
+void VcfReader::set_whole_file() { open(); }  // a source read through an index cannot go back
 
 bool VcfReader::next(VcfRecord& out) {
   const bcf1_t* r = source_->next();
