@@ -129,7 +129,20 @@ double copy_bandwidth(gm::Context& ctx, cudaStream_t s) {
 
 struct ScanSet {
   Tensor u, delta, z, B, C, A, Dskip, bias, out, saved;
-  gm::ScanInputs in;
+  // The op's view of the tensors (pointers into this set: take it from the set in place).
+  gm::ScanInputs inputs() {
+    gm::ScanInputs in;
+    in.u = &u;
+    in.delta = &delta;
+    in.A = &A;
+    in.B = &B;
+    in.C = &C;
+    in.Dskip = &Dskip;
+    in.z = &z;
+    in.delta_bias = &bias;
+    in.delta_softplus = true;
+    return in;
+  }
 };
 
 // Random inputs with the peer's signature (bf16 activations, softplus, z, D, bias).
@@ -155,15 +168,6 @@ ScanSet make_set(gm::Context& ctx, RandomFill& rnd, int64_t B, int64_t D, int64_
   check(cudaMemcpy(s.A.raw(), a.data(), a.size() * 4, cudaMemcpyHostToDevice), "A");
   s.out = ctx.empty({B, D, L}, DType::BF16);
   s.saved = ctx.empty({gm::cuda::selective_scan_saved_numel(ctx, B, D, L, N)}, DType::F32);
-  s.in.u = &s.u;
-  s.in.delta = &s.delta;
-  s.in.A = &s.A;
-  s.in.B = &s.B;
-  s.in.C = &s.C;
-  s.in.Dskip = &s.Dskip;
-  s.in.z = &s.z;
-  s.in.delta_bias = &s.bias;
-  s.in.delta_softplus = true;
   return s;
 }
 
@@ -190,11 +194,12 @@ void crossover(gm::Context& ctx, cudaStream_t s, RandomFill& rnd, int repeats) {
   std::printf("---|\n");
   for (const Dims& d : dims) {
     ScanSet set = make_set(ctx, rnd, d.B, d.D, 16, d.L);
+    const gm::ScanInputs in = set.inputs();
     std::printf("| %lld | %lld | %lld | %lld |", static_cast<long long>(d.B), static_cast<long long>(d.D),
                 static_cast<long long>(d.L), static_cast<long long>(d.B * d.D));
     for (ScanVariant v : vs) {
       const double ms = median_ms(s, 2, repeats, [&] {
-        gm::cuda::selective_scan_fwd_variant(ctx, v, set.in, set.out, nullptr, &set.saved);
+        gm::cuda::selective_scan_fwd_variant(ctx, v, in, set.out, nullptr, &set.saved);
       });
       std::printf(" %.2f |", ms);
     }
@@ -240,39 +245,15 @@ int main(int argc, char** argv) {
     if (only_row && row != only_row) continue;
     const Shape& sh = shapes[row - 1];
     const int64_t B = sh.B, D = sh.D, N = sh.N, L = sh.L;
-    Tensor u = ctx->empty({B, D, L}, DType::BF16), delta = ctx->empty({B, D, L}, DType::BF16),
-           z = ctx->empty({B, D, L}, DType::BF16), Bm = ctx->empty({B, N, L}, DType::BF16),
-           Cm = ctx->empty({B, N, L}, DType::BF16), A = ctx->empty({D, N}, DType::F32),
-           Dskip = ctx->empty({D}, DType::F32), bias = ctx->empty({D}, DType::F32);
-    rnd.normal(u, 0.f, 1.f);
-    rnd.uniform(delta, -1.f, 1.f);
-    rnd.uniform(z, -3.f, 3.f);
-    rnd.normal(Bm, 0.f, 1.f);
-    rnd.normal(Cm, 0.f, 1.f);
-    rnd.uniform(Dskip, 0.5f, 1.5f);
-    rnd.uniform(bias, -6.9f, -2.25f);  // softplus^-1 of dt in [1e-3, 0.1]
-    {
-      std::vector<float> a(D * N);
-      for (int64_t i = 0; i < D * N; ++i) a[i] = -static_cast<float>(i % N + 1);
-      check(cudaMemcpy(A.raw(), a.data(), a.size() * 4, cudaMemcpyHostToDevice), "A");
-    }
-    Tensor out = ctx->empty({B, D, L}, DType::BF16), dout = ctx->empty({B, D, L}, DType::BF16);
+    ScanSet set = make_set(*ctx, rnd, B, D, N, L);
+    const gm::ScanInputs in = set.inputs();
+    Tensor &out = set.out, &saved = set.saved;
+    Tensor dout = ctx->empty({B, D, L}, DType::BF16);
     rnd.normal(dout, 0.f, 1.f);
-    Tensor saved = ctx->empty({gm::cuda::selective_scan_saved_numel(*ctx, B, D, L, N)}, DType::F32);
     Tensor du = ctx->empty({B, D, L}, DType::BF16), ddelta = ctx->empty({B, D, L}, DType::BF16),
            dz = ctx->empty({B, D, L}, DType::BF16), dB = ctx->empty({B, N, L}, DType::BF16),
            dC = ctx->empty({B, N, L}, DType::BF16), dA = ctx->empty({D, N}, DType::F32),
            dD = ctx->empty({D}, DType::F32), dbias = ctx->empty({D}, DType::F32);
-    gm::ScanInputs in;
-    in.u = &u;
-    in.delta = &delta;
-    in.A = &A;
-    in.B = &Bm;
-    in.C = &Cm;
-    in.Dskip = &Dskip;
-    in.z = &z;
-    in.delta_bias = &bias;
-    in.delta_softplus = true;
     gm::ScanGrads g{&du, &ddelta, &dA, &dB, &dC, &dD, &dz, &dbias, nullptr};
     const double floor_bytes = static_cast<double>((3 * B * D * L + 2 * B * N * L + B * D * L) * 2);
     for (gm::cuda::ScanVariant v : gm::cuda::scan_variants()) {
