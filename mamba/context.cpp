@@ -1,6 +1,7 @@
 // Context creation and the CPU context.
 #include "mamba/context.h"
 
+#include <future>
 #include <thread>
 
 namespace gm {
@@ -27,6 +28,10 @@ std::unique_ptr<Context> Context::create(Device device, int threads, Precision p
   (void)precision;
   throw std::runtime_error("this genomamba was built without CUDA; use --device cpu");
 #endif
+}
+
+std::future<std::unique_ptr<Context>> Context::create_async(Device device, int threads, Precision precision) {
+  return std::async(std::launch::async, [=] { return create(device, threads, precision); });
 }
 
 #ifndef GENOMAMBA_HAVE_CUDA

@@ -3,6 +3,7 @@
 // runs the model; passed to every op. No global state.
 #pragma once
 
+#include <future>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -42,6 +43,10 @@ class Context {
   // or the device does not exist.
   static std::unique_ptr<Context> create(Device device, int threads = 0,
                                          Precision precision = Precision::FP32);
+  // create() on another thread: a GPU context takes a few tenths of a second (driver,
+  // cuBLAS), which callers overlap with reading their inputs.
+  static std::future<std::unique_ptr<Context>> create_async(Device device, int threads = 0,
+                                                            Precision precision = Precision::FP32);
 
   virtual Device device() const = 0;
   virtual Allocator& allocator() = 0;

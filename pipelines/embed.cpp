@@ -114,10 +114,7 @@ EmbedSummary run_embed(const EmbedJob& job, const EnvLookup& env,
   check_output_path(summary.output);
   // Creating a GPU context takes a few tenths of a second (driver, cuBLAS): it runs while
   // the checkpoint is hashed.
-  auto pending_ctx = std::async(std::launch::async, [device = job.device, threads = job.threads,
-                                                     precision = job.precision] {
-    return Context::create(device, threads, precision);
-  });
+  auto pending_ctx = Context::create_async(job.device, job.threads, job.precision);
   const std::string sha = sha256_file(weights);
   const DoneMarker marker{command_without_shard(job.command_line), sha};
   if (summary.shard.sharded() && shard_already_done(summary.output, marker)) {

@@ -468,10 +468,7 @@ ScoreSummary ScoreRun::run() {
   // Creating a GPU context takes a few tenths of a second (driver, cuBLAS): it runs in the
   // background while the inputs are opened and the first group's records are read; the
   // model is loaded onto it when that group is scored.
-  pending_ctx_ = std::async(std::launch::async,
-                            [device = o_.device, threads = o_.threads, precision = o_.precision] {
-                              return Context::create(device, threads, precision);
-                            });
+  pending_ctx_ = Context::create_async(o_.device, o_.threads, o_.precision);
   open_inputs();
   const int64_t total = select_records();
   plan_model();
