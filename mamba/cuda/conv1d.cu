@@ -119,6 +119,34 @@ __global__ void conv1d_state_kernel(ConvArgs a, float* __restrict__ state_out) {
   for (int j = 0; j < K - 1; ++j) state_out[bc * (K - 1) + j] = win.visible(j + 1, K - 1) ? win.x[j + 1] : 0.f;
 }
 
+// The block's sums of the K + 1 per-thread partials (dweight taps, then dbias) into this
+// block's row of part_w / part_b: a warp tree, then the warps in order (fixed order, so the
+// backward is deterministic).
+template <int K>
+__device__ __forceinline__ void block_weight_sums(const ConvArgs& a, const float (&dw)[K + 1], int64_t b, int64_t c,
+                                                  float* __restrict__ part_w, float* __restrict__ part_b) {
+  __shared__ float red[kThreads / 32][K + 1];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+  for (int k = 0; k <= K; ++k) {
+    float v = dw[k];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0) red[warp][k] = v;
+  }
+  __syncthreads();
+  if (threadIdx.x <= K) {
+    float s = 0.f;
+#pragma unroll
+    for (int wi = 0; wi < kThreads / 32; ++wi) s += red[wi][threadIdx.x];
+    const int64_t row = b * gridDim.x + blockIdx.x;
+    if (threadIdx.x < K)
+      part_w[(row * a.D + c) * K + threadIdx.x] = s;
+    else
+      part_b[row * a.D + c] = s;
+  }
+}
+
 template <class T, int K>
 __global__ void __launch_bounds__(kThreads) conv1d_bwd_kernel(ConvArgs a, const T* __restrict__ dout, int64_t g_bs,
                                                               int64_t g_cs, T* __restrict__ dx, int64_t dx_bs,
@@ -127,7 +155,6 @@ __global__ void __launch_bounds__(kThreads) conv1d_bwd_kernel(ConvArgs a, const 
   // Inputs p0-K+1 .. p0+kSteps+K-2; outputs (dpre) p0 .. p0+kSteps+K-2.
   constexpr int kSpan = kSteps + 2 * (K - 1);
   constexpr int kOut = kSteps + K - 1;
-  __shared__ float red[kThreads / 32][K + 1];
   const int64_t b = blockIdx.z, c = blockIdx.y;
   const int64_t p0 = static_cast<int64_t>(blockIdx.x) * kTile + threadIdx.x * kSteps;
   float w[K];
@@ -178,26 +205,7 @@ __global__ void __launch_bounds__(kThreads) conv1d_bwd_kernel(ConvArgs a, const 
       dxr[p] = from_f<T>(acc);
     }
   }
-  // Fixed-order block reduction of the K + 1 sums: warp tree, then warps in order.
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll
-  for (int k = 0; k <= K; ++k) {
-    float v = dw[k];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    if (lane == 0) red[warp][k] = v;
-  }
-  __syncthreads();
-  if (threadIdx.x <= K) {
-    float s = 0.f;
-#pragma unroll
-    for (int wi = 0; wi < kThreads / 32; ++wi) s += red[wi][threadIdx.x];
-    const int64_t row = b * gridDim.x + blockIdx.x;
-    if (threadIdx.x < K)
-      part_w[(row * a.D + c) * K + threadIdx.x] = s;
-    else
-      part_b[row * a.D + c] = s;
-  }
+  block_weight_sums<K>(a, dw, b, c, part_w, part_b);
 }
 
 // ---- vector kernels: no starts, no state_in, L % 8 == 0, 16-byte aligned rows ----
@@ -275,7 +283,6 @@ __global__ void __launch_bounds__(kThreads) conv1d_bwd_vec_kernel(ConvArgs a, co
   // Inputs p0-K+1 .. p0+kSteps+K-2; outputs (dpre) p0 .. p0+kSteps+K-2.
   constexpr int kSpan = kSteps + 2 * (K - 1);
   constexpr int kOut = kSteps + K - 1;
-  __shared__ float red[kThreads / 32][K + 1];
   const int64_t b = blockIdx.z, c = blockIdx.y;
   const int64_t p0 = static_cast<int64_t>(blockIdx.x) * kTile + threadIdx.x * kSteps;
   float w[K];
@@ -332,26 +339,7 @@ __global__ void __launch_bounds__(kThreads) conv1d_bwd_vec_kernel(ConvArgs a, co
     }
     store8(dx + b * dx_bs + c * dx_cs + p0, o);
   }
-  // The general kernel's fixed-order block reduction.
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll
-  for (int k = 0; k <= K; ++k) {
-    float v = dw[k];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    if (lane == 0) red[warp][k] = v;
-  }
-  __syncthreads();
-  if (threadIdx.x <= K) {
-    float s = 0.f;
-#pragma unroll
-    for (int wi = 0; wi < kThreads / 32; ++wi) s += red[wi][threadIdx.x];
-    const int64_t row = b * gridDim.x + blockIdx.x;
-    if (threadIdx.x < K)
-      part_w[(row * a.D + c) * K + threadIdx.x] = s;
-    else
-      part_b[row * a.D + c] = s;
-  }
+  block_weight_sums<K>(a, dw, b, c, part_w, part_b);
 }
 
 // The vector kernels apply: no starts or incoming state, whole vectors, aligned rows.
