@@ -12,7 +12,7 @@ using CudaRmsNorm = CudaTest;
 TEST_F(CudaRmsNorm, MatchesCpu) {
   SCOPED_TRACE(seed_note());
   const float eps = 1e-5f;
-  for (auto [M, d] : {std::pair<int64_t, int64_t>{1, 64}, {1000, 256}, {4097, 96}, {130, 1000}}) {
+  for (auto [M, d] : {std::pair<int64_t, int64_t>{1, 64}, {1000, 256}, {4097, 96}, {130, 1000}, {77, 512}, {33, 128}}) {
     for (DType act : {DType::F32, DType::BF16}) {
       for (int xmode = 0; xmode < 3; ++xmode) {  // no x, f32 x, act x
         SCOPED_TRACE("M" + std::to_string(M) + " d" + std::to_string(d) + " " + dtype_name(act) + " x mode " +

@@ -52,6 +52,59 @@ __global__ void fwd_kernel(const Tx* __restrict__ x, const float* r_in, float* r
   for (int64_t j = lane; j < d; j += 32) out[m * d + j] = from_f<To>(ro[j] * rs * weight[j]);
 }
 
+// Four consecutive elements of an act-dtype row as float (16 bytes of f32, 8 of bf16).
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 load4(const bf16_t* p) {
+  const uint2 r = *reinterpret_cast<const uint2*>(p);
+  return make_float4(__uint_as_float(r.x << 16), __uint_as_float(r.x & 0xffff0000u), __uint_as_float(r.y << 16),
+                     __uint_as_float(r.y & 0xffff0000u));
+}
+__device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+__device__ __forceinline__ void store4(bf16_t* p, float4 v) {
+  const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+  uint2 r;
+  r.x = *reinterpret_cast<const uint32_t*>(&lo);
+  r.y = *reinterpret_cast<const uint32_t*>(&hi);
+  *reinterpret_cast<uint2*>(p) = r;
+}
+
+// fwd_kernel for d = 128 V with 16-byte aligned rows: lane l holds elements 4 (32 i + l) ..
+// +3 of the row (i < V) in registers, so the residual is read once and every access moves
+// 16 bytes (8 for bf16). Same sums in the same order per lane as fwd_kernel, but the lanes'
+// partial sums differ, so results agree with it to rounding, not bitwise.
+template <class Tx, class To, int V>
+__global__ void fwd_vec_kernel(const Tx* __restrict__ x, const float* r_in, float* r_out,
+                               const float* __restrict__ weight, float eps, To* __restrict__ out,
+                               float* __restrict__ rstd, int64_t M) {
+  constexpr int d = 128 * V;
+  const int64_t m = static_cast<int64_t>(blockIdx.x) * kFwdWarps + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (m >= M) return;
+  float4 v[V];
+  float ss = 0.f;
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const int64_t j = m * d + 4 * (32 * i + lane);
+    float4 a = load4(r_in + j);
+    if (x) {
+      const float4 b = load4(x + j);
+      a.x += b.x; a.y += b.y; a.z += b.z; a.w += b.w;
+    }
+    if (x || r_in != r_out) store4(r_out + j, a);
+    ss += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w;
+    v[i] = a;
+  }
+  ss = warp_sum(ss);
+  const float rs = rsqrtf(ss / static_cast<float>(d) + eps);
+  if (lane == 0) rstd[m] = rs;
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const int c = 4 * (32 * i + lane);
+    const float4 w = load4(weight + c);
+    store4(out + m * d + c, make_float4(v[i].x * rs * w.x, v[i].y * rs * w.y, v[i].z * rs * w.z, v[i].w * rs * w.w));
+  }
+}
+
 // Ta: dtype of dres_act (ignored when it is null).
 template <class Tg, class Ta>
 __global__ void bwd_kernel(const Tg* __restrict__ dout, const float* __restrict__ residual,
@@ -106,9 +159,35 @@ inline void require_norm_vectors(const Tensor& weight, const Tensor& rstd, int64
   require(rstd.dtype() == DType::F32 && rstd.numel() == M && rstd.is_contiguous(), op, "rstd must be f32 [M]");
 }
 
+template <class Tx, class To, int V>
+void launch_fwd_vec(CudaContext& c, const Tensor* x, const Tensor& r_in, Tensor& r_out, const Tensor& weight,
+                    float eps, Tensor& out, Tensor& rstd, int64_t M) {
+  fwd_vec_kernel<Tx, To, V><<<blocks_for(M, kFwdWarps), kFwdWarps * 32, 0, c.stream()>>>(
+      x ? static_cast<const Tx*>(x->raw()) : nullptr, r_in.data<float>(), r_out.data<float>(), weight.data<float>(),
+      eps, static_cast<To*>(out.raw()), rstd.data<float>(), M);
+  GM_CUDA_CHECK_LAUNCH();
+}
+
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The vector kernel for d = 128, 256, 512, 1024 with 16-byte aligned tensors, else the
+// general one. Measured before it (H200, d256 x 8 inference at 8 x 131,072): the general
+// kernel's 4-byte accesses and second read of the residual took 8.48 ms per million tokens
+// for the 9 norms, whose bytes take ~6.1 ms at the copy bandwidth.
 template <class Tx, class To>
 void launch_fwd_typed(CudaContext& c, const Tensor* x, const Tensor& r_in, Tensor& r_out, const Tensor& weight,
                       float eps, Tensor& out, Tensor& rstd, int64_t M, int64_t d) {
+  const bool aligned = aligned16(r_in.raw()) && aligned16(r_out.raw()) && aligned16(out.raw()) &&
+                       aligned16(weight.raw()) && (!x || aligned16(x->raw()));
+  if (aligned) {
+    switch (d) {
+      case 128: return launch_fwd_vec<Tx, To, 1>(c, x, r_in, r_out, weight, eps, out, rstd, M);
+      case 256: return launch_fwd_vec<Tx, To, 2>(c, x, r_in, r_out, weight, eps, out, rstd, M);
+      case 512: return launch_fwd_vec<Tx, To, 4>(c, x, r_in, r_out, weight, eps, out, rstd, M);
+      case 1024: return launch_fwd_vec<Tx, To, 8>(c, x, r_in, r_out, weight, eps, out, rstd, M);
+      default: break;
+    }
+  }
   fwd_kernel<Tx, To><<<blocks_for(M, kFwdWarps), kFwdWarps * 32, 0, c.stream()>>>(
       x ? static_cast<const Tx*>(x->raw()) : nullptr, r_in.data<float>(), r_out.data<float>(), weight.data<float>(),
       eps, static_cast<To*>(out.raw()), rstd.data<float>(), M, d);
