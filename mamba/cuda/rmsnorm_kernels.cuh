@@ -145,6 +145,67 @@ __global__ void bwd_kernel(const Tg* __restrict__ dout, const float* __restrict_
   }
 }
 
+// bwd_kernel for d = 128 V with 16-byte aligned rows (lane l: elements 4 (32 i + l) .. +3):
+// the row's dout and residual are read once into registers and every access moves 16 bytes
+// (8 for bf16). Each warp's dweight row still sums its rows in order, so dweight is the
+// same sums in the same order as bwd_kernel's; dresidual agrees with it to rounding.
+template <class Tg, class Ta, int V>
+__global__ void bwd_vec_kernel(const Tg* __restrict__ dout, const float* __restrict__ residual,
+                               const float* __restrict__ weight, const float* __restrict__ rstd,
+                               float* __restrict__ dresidual, Ta* __restrict__ dres_act, float* __restrict__ partial,
+                               int64_t M) {
+  constexpr int d = 128 * V;
+  __shared__ float4 acc[kBwdWarps][d / 4];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+#pragma unroll
+  for (int i = 0; i < V; ++i) acc[warp][32 * i + lane] = make_float4(0.f, 0.f, 0.f, 0.f);
+  float4 w[V];
+#pragma unroll
+  for (int i = 0; i < V; ++i) w[i] = load4(weight + 4 * (32 * i + lane));
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock;
+  const int64_t m1 = min(M, m0 + kRowsPerBlock);
+  for (int64_t m = m0 + warp; m < m1; m += kBwdWarps) {
+    const float rs = rstd[m];
+    float4 g[V], xh[V];
+    float dot = 0.f;
+#pragma unroll
+    for (int i = 0; i < V; ++i) {
+      const int64_t j = m * d + 4 * (32 * i + lane);
+      g[i] = load4(dout + j);
+      const float4 r = load4(residual + j);
+      xh[i] = make_float4(r.x * rs, r.y * rs, r.z * rs, r.w * rs);
+      dot += g[i].x * w[i].x * xh[i].x;
+      dot += g[i].y * w[i].y * xh[i].y;
+      dot += g[i].z * w[i].z * xh[i].z;
+      dot += g[i].w * w[i].w * xh[i].w;
+      float4& a = acc[warp][32 * i + lane];
+      a.x += g[i].x * xh[i].x;
+      a.y += g[i].y * xh[i].y;
+      a.z += g[i].z * xh[i].z;
+      a.w += g[i].w * xh[i].w;
+    }
+    const float mean_dot = warp_sum(dot) / static_cast<float>(d);
+#pragma unroll
+    for (int i = 0; i < V; ++i) {
+      const int64_t j = m * d + 4 * (32 * i + lane);
+      float4 v = load4(dresidual + j);
+      v.x += rs * (g[i].x * w[i].x - xh[i].x * mean_dot);
+      v.y += rs * (g[i].y * w[i].y - xh[i].y * mean_dot);
+      v.z += rs * (g[i].z * w[i].z - xh[i].z * mean_dot);
+      v.w += rs * (g[i].w * w[i].w - xh[i].w * mean_dot);
+      store4(dresidual + j, v);
+      if (dres_act) store4(dres_act + j, v);
+    }
+  }
+  __syncthreads();
+  const float* flat = reinterpret_cast<const float*>(acc);
+  for (int j = threadIdx.x; j < d; j += blockDim.x) {
+    float s = 0.f;
+    for (int wi = 0; wi < kBwdWarps; ++wi) s += flat[wi * d + j];
+    partial[static_cast<int64_t>(blockIdx.x) * d + j] = s;
+  }
+}
+
 inline void require_rows_md(const Tensor& t, int64_t M, int64_t d, const char* op, const char* name) {
   require_cuda(t, op, name);
   require(t.is_contiguous() && t.numel() == M * d && t.size(-1) == d, op,
@@ -221,10 +282,33 @@ inline void launch_fwd(CudaContext& c, const char* op, const Tensor* x, const Te
   }
 }
 
+template <class Tg, class Ta, int V>
+void launch_bwd_vec(CudaContext& c, const Tensor& dout, const Tensor& residual, const Tensor& weight,
+                    const Tensor& rstd, Tensor& dresidual, Tensor* dres_act, Tensor& partial, int64_t M,
+                    int64_t blocks) {
+  bwd_vec_kernel<Tg, Ta, V><<<static_cast<unsigned>(blocks), kBwdWarps * 32, 0, c.stream()>>>(
+      static_cast<const Tg*>(dout.raw()), residual.data<float>(), weight.data<float>(), rstd.data<float>(),
+      dresidual.data<float>(), dres_act ? static_cast<Ta*>(dres_act->raw()) : nullptr, partial.data<float>(), M);
+  GM_CUDA_CHECK_LAUNCH();
+}
+
+// The vector kernel for d = 128, 256, 512, 1024 with 16-byte aligned tensors (as the
+// forward), else the general one.
 template <class Tg, class Ta>
 void launch_bwd_typed(CudaContext& c, const Tensor& dout, const Tensor& residual, const Tensor& weight,
                       const Tensor& rstd, Tensor& dresidual, Tensor* dres_act, Tensor& partial, int64_t M, int64_t d,
                       int64_t blocks, size_t smem) {
+  const bool aligned = aligned16(dout.raw()) && aligned16(residual.raw()) && aligned16(weight.raw()) &&
+                       aligned16(dresidual.raw()) && (!dres_act || aligned16(dres_act->raw()));
+  if (aligned) {
+    switch (d) {
+      case 128: return launch_bwd_vec<Tg, Ta, 1>(c, dout, residual, weight, rstd, dresidual, dres_act, partial, M, blocks);
+      case 256: return launch_bwd_vec<Tg, Ta, 2>(c, dout, residual, weight, rstd, dresidual, dres_act, partial, M, blocks);
+      case 512: return launch_bwd_vec<Tg, Ta, 4>(c, dout, residual, weight, rstd, dresidual, dres_act, partial, M, blocks);
+      case 1024: return launch_bwd_vec<Tg, Ta, 8>(c, dout, residual, weight, rstd, dresidual, dres_act, partial, M, blocks);
+      default: break;
+    }
+  }
   if (smem > 48 * 1024)
     GM_CUDA_CHECK(cudaFuncSetAttribute(bwd_kernel<Tg, Ta>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        static_cast<int>(smem)));
