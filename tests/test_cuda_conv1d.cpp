@@ -1,8 +1,8 @@
 // CUDA causal depthwise conv1d (+ SiLU) forward / backward against the CPU twin: widths
 // 2..4, with and without bias / SiLU / document starts / streaming state, lengths that
 // are not multiples of the block (and L = 1), strided inputs, f32 and bf16; the vector
-// kernels (no starts, no state) equal the general ones bitwise; and two chunked calls
-// carried through state_out / state_in equal one call.
+// kernels equal the general ones bitwise (the forward's also with starts and state); and
+// two chunked calls carried through state_out / state_in equal one call.
 #include "tests/test_cuda_support.h"
 
 #ifdef GENOMAMBA_HAVE_CUDA
@@ -26,6 +26,9 @@ TEST_F(CudaConv1d, MatchesCpu) {
       // No starts, no state, L % 8 == 0: the vector kernels.
       {2, 16, 2048, 4, true, true, false, false, DType::BF16}, {3, 10, 1200, 4, true, false, false, false, DType::F32},
       {1, 6, 8, 3, false, true, false, false, DType::BF16},    {2, 4, 3000, 2, true, true, false, false, DType::F32},
+      // L % 8 == 0 with starts and / or state: the forward's vector kernel, the backward's general one.
+      {2, 16, 2048, 4, true, true, true, true, DType::BF16},   {3, 10, 1200, 4, true, false, false, true, DType::F32},
+      {1, 6, 16, 3, false, true, true, false, DType::BF16},
   };
   for (const ConvCase& cc : cases) {
     SCOPED_TRACE("B" + std::to_string(cc.B) + " D" + std::to_string(cc.D) + " L" + std::to_string(cc.L) + " K" +
@@ -109,6 +112,37 @@ TEST_F(CudaConv1d, VectorKernelsEqualTheGeneralOnesBitwise) {
       EXPECT_TRUE(bitwise_equal(download(dx_v), download(dx_g)));
       EXPECT_TRUE(bitwise_equal(download(dw_v), download(dw_g)));
       EXPECT_TRUE(bitwise_equal(download(db_v), download(db_g)));
+    }
+  }
+}
+
+// The forward's vector kernel with document starts and stream state: bitwise the general
+// kernel, which rows that are not 16-byte aligned (a stride of L + 2) take.
+TEST_F(CudaConv1d, VectorForwardWithStartsAndStateEqualsTheGeneralOneBitwise) {
+  SCOPED_TRACE(seed_note());
+  for (DType dtype : {DType::BF16, DType::F32}) {
+    for (int64_t K : {int64_t(2), int64_t(4)}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " K" + std::to_string(K));
+      const int64_t B = 2, D = 6, L = 1600;
+      const Tensor padded = upload(normal({B, D, L + 2}), dtype);
+      const Tensor x_g = padded.narrow(2, 0, L);
+      Tensor x_v = dev({B, D, L}, dtype);
+      gm::cuda::copy(*gpu_, x_g, x_v);
+      Tensor w = upload(normal({D, K}, 0.5f)), bias = upload(normal({D}));
+      Tensor starts_h = flags({B, L}, 0.01);
+      starts_h.data<uint8_t>()[0] = 1;  // a start at a thread's first position
+      starts_h.data<uint8_t>()[L + 9] = 1;
+      const Tensor starts = upload(starts_h), state = upload(normal({B, D, K - 1}));
+      for (int mode = 0; mode < 3; ++mode) {  // starts, state, both
+        const Tensor* st = mode != 1 ? &starts : nullptr;
+        const Tensor* si = mode != 0 ? &state : nullptr;
+        Tensor out_v = dev({B, D, L}, dtype), out_g = dev({B, D, L}, dtype);
+        Tensor so_v = dev({B, D, K - 1}, DType::F32), so_g = dev({B, D, K - 1}, DType::F32);
+        gm::cuda::conv1d_fwd(*gpu_, x_v, w, &bias, st, si, true, out_v, &so_v);
+        gm::cuda::conv1d_fwd(*gpu_, x_g, w, &bias, st, si, true, out_g, &so_g);
+        EXPECT_TRUE(bitwise_equal(download(out_v), download(out_g))) << "mode " << mode;
+        EXPECT_TRUE(bitwise_equal(download(so_v), download(so_g))) << "mode " << mode;
+      }
     }
   }
 }
