@@ -68,7 +68,7 @@ double sgemm_gflops(gm::Context& ctx, int64_t M, int64_t N, int64_t K) {
 void print_split(const char* what, const gm::OpProfile& p, double total) {
   double gemm = 0, scan = 0;
   for (const auto& [name, s] : p.seconds) {
-    if (name == "gemm") gemm += s;
+    if (name.rfind("gemm", 0) == 0) gemm += s;  // keyed "gemm MxNxK ..." per shape
     else if (name.rfind("selective_scan", 0) == 0) scan += s;
   }
   const double rest = total - gemm - scan;

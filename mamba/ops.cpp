@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <stdexcept>
+#include <string>
 
 namespace gm::ops {
 
@@ -61,11 +62,29 @@ void span_reduce(Context& ctx, const Tensor& x, const Tensor& spans, bool max, T
   GM_DISPATCH(span_reduce, x, spans, max, out);
 }
 
+// Profiled per shape ("gemm MxNxK[/batch] NT"): one model step runs products of very
+// different shapes, and a single total for all of them says nothing about which is slow.
 void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
           const Tensor& A, int64_t lda, int64_t stride_a, const Tensor& B, int64_t ldb, int64_t stride_b,
           float beta, Tensor& C, int64_t ldc, int64_t stride_c, int64_t batch) {
-  GM_DISPATCH(gemm, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc,
-              stride_c, batch);
+  std::string key;
+  if (ctx.profile) {
+    key = "gemm " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) +
+          (batch > 1 ? "/" + std::to_string(batch) : std::string()) + " " + (trans_a ? "T" : "N") +
+          (trans_b ? "T" : "N");
+  }
+  ProfileScope profile_scope(ctx, ctx.profile ? key.c_str() : "gemm");
+#ifdef GENOMAMBA_HAVE_CUDA
+  if (ctx.device().is_cuda()) {
+    ::gm::cuda::gemm(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc,
+                     stride_c, batch);
+    return;
+  }
+#else
+  if (ctx.device().is_cuda()) throw std::runtime_error("built without the CUDA backend");
+#endif
+  ::gm::cpu::gemm(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc,
+                  stride_c, batch);
 }
 
 void embedding_fwd(Context& ctx, const Tensor& tokens, const Tensor& weight, Tensor& out) {
