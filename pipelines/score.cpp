@@ -234,7 +234,10 @@ void ScoreRun::add(const bcf1_t* rec, std::optional<int> fasta_id) {
 
 void ScoreRun::flush_group() {
   if (group_.empty()) return;
+  const auto setup_start = std::chrono::steady_clock::now();
   load_model();
+  const auto sequence_start = std::chrono::steady_clock::now();
+  summary_.setup_seconds += std::chrono::duration<double>(sequence_start - setup_start).count();
   std::deque<StrandJob> jobs;
   const bool fwd = o_.strand != ScoreStrands::Reverse, rev = o_.strand != ScoreStrands::Forward;
   std::optional<ContigTokens> seq;
@@ -250,6 +253,7 @@ void ScoreRun::flush_group() {
       }
     }
   }
+  summary_.sequence_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - sequence_start).count();
   for (auto& p : group_) {
     bcf1_t* rec = p.rec.get();
     const int n_alt = std::max(0, static_cast<int>(rec->n_allele) - 1);

@@ -89,6 +89,8 @@ struct ScoreSummary {
   double seconds = 0;
   double model_seconds = 0;           // of which streaming / window passes through the model
   double write_seconds = 0;           // of which writing the scored records
+  double setup_seconds = 0;           // of which waiting for the device context and loading the model
+  double sequence_seconds = 0;        // of which reading contig sequence from the FASTA
 };
 
 }  // namespace gm
