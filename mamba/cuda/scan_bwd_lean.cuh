@@ -1,24 +1,48 @@
 // Main backward kernel of the "lean" scan variants: four lanes per channel, four states
-// per lane, sixteen steps of decays and states in registers.
+// per lane, eight steps of decays and states in registers, 12 warps per SM.
 //
 // Same inputs, outputs and reduction order contract as scan_bwd_main_kernel (scan_bwd.cuh:
 // the chunk's states recomputed from `saved`, the reverse recurrence from `carry`, dB / dC
 // summed over a block's 32 channels into part_bc, dA / dDskip / ddelta_bias per
-// (batch, chunk)), organised so that most sums need no other lane:
-// - lane q of a channel holds states 4q .. 4q+3: the sums over states (dx = sum dh B,
-//   ddelta's sum A dh a h, y's sum C h) are three multiply-adds per state in the lane,
-//   then one transposed butterfly over the 4 lanes per 4 steps;
-// - phase 1 walks the chunk forwards and keeps the state before each 16-step sub-chunk
-//   in shared memory; phase 2 walks the sub-chunks backwards, recomputes the 16 decays
-//   and states of one into registers (one exponential per element per pass) and runs
-//   the reverse recurrence over them;
-// - the per-step values of a channel (dt, dt u, dy, ...) are computed once, each lane
-//   doing 4 of the 16 steps, and shared through shared memory; the lane's 4 steps of
-//   u, delta, dout, z are copied by cp.async into a two-slot ring one sub-chunk ahead
-//   (loads into registers were delayed by the compiler to their use: Nsight Compute
-//   showed long-scoreboard stalls);
-// - dB / dC: every 4 steps the block's 32 channels x 32 values per step are summed in
-//   channel order by one thread per (value, step): fixed order, no atomics.
+// (batch, chunk)); every sum in a fixed order, no atomics.
+//
+// Why it is laid out this way (row 2, 8 x 512 x 131,072, H200, bench/RESULTS.md "Backward
+// main kernel"): the previous version (16-step sub-chunks, a[16][4] and hb[16][4] in 255
+// registers, the 32 sub-chunk checkpoints in 64 KB of shared memory) ran 8 warps per SM,
+// IPC 1.66, 10.8e9 warp instructions: 25.0 ms. This one: 12 warps per SM, 9.9e9
+// instructions, 20.3 ms, held by the shared-memory pipe (L1/TEX throughput 82%, 3.9e9
+// shared wavefronts; a 16-byte load costs 4 wavefronts even when 8 lanes share its
+// address, as the per-step B / C loads do).
+// - Occupancy. Sub-chunks of 8 steps halve the decays and states held per lane, and the
+//   state before each sub-chunk goes to a global scratch slot of the block (128 KB,
+//   written once in phase 1, read once in phase 2 by cp.async.cg, mostly from L2: the
+//   kernel's DRAM traffic grows from 12.7 to 21 GB at row 2) instead of shared memory:
+//   ~53 KB of shared memory and 168 registers per 128-thread block. The grid is
+//   persistent (one block per resident slot, walking (batch, group, chunk) items), so the
+//   scratch is sm_count x 3 slots (~51 MB), not one per chunk.
+// - Per-sub-chunk overhead. With 8-step sub-chunks the fixed work per sub-chunk counts
+//   twice per element; the first version of this kernel spent ~800 of ~1,185 instructions
+//   per lane and sub-chunk outside the recurrence (64-bit bounds and address arithmetic
+//   of the row copies, the outputs, the dB / dC sums, the B / C staging) and executed
+//   12.75e9 instructions (22.3 ms). Hence: one fixed-size copy per row when both of the
+//   lane's steps exist, row pointers looked up in shared-memory tables set once per item,
+//   compile-time offsets in the dB / dC sums, one 2-step store per output row.
+// - dB / dC. The lanes store dh and h of each step to shared memory as they are computed
+//   (one 16-byte store each per step), and the block's 128 threads form the channel sums
+//   as multiply-adds with x and dy (thread = dB or dC, 4 states, one step, 16 channels in
+//   channel order; the two channel halves joined by one shuffle).
+// - One exponential per element per pass, as before: phase 1 walks the chunk forwards
+//   (checkpoints), phase 2 walks the sub-chunks backwards, recomputing the 8 decays and
+//   states of one and running the reverse recurrence over them.
+// - The per-step values of a channel (dt, dt u, dy, ...) are computed once, each lane
+//   doing 2 of the 8 steps (softplus and its derivative from one exponential), and shared
+//   through shared memory; the lane's 2 steps of u, delta, dout, z (and its checkpoint)
+//   are copied by cp.async into two-slot rings one sub-chunk ahead (loads into registers
+//   were delayed by the compiler to their use: Nsight Compute showed long-scoreboard
+//   stalls in the thread-per-channel kernels).
+// - Sums over a channel's 16 states (dx = sum dh B, ddelta's sum A dh a h, y = sum C h):
+//   three multiply-adds per state in the lane, then one transposed butterfly over the 4
+//   lanes and 8 steps (lane q ends with steps 2q and 2q + 1, the two it staged).
 // B, C (and the reset flags, as a bit mask) of the next sub-chunk are staged into
 // double-buffered shared memory while the current one is worked on.
 #pragma once
@@ -31,82 +55,200 @@ namespace gm::cuda::scan::lean {
 constexpr int kLanes = 4;                                  // lanes per channel
 constexpr int kMainChannels = kBwdChannels;                // channels per block: part_bc's group size
 constexpr int kMainThreads = kMainChannels * kLanes;       // 128
-constexpr int kStep = 16;                                  // steps per sub-chunk
-constexpr int kSubsPerChunk = kChunk / kStep;              // 32
-constexpr int kGroup = 4;                                  // steps per dB / dC reduction
-constexpr int kStagePitch = kStep + 4;                     // padded: 8 channels' rows hit distinct banks
-constexpr int kRedPitch = kMainChannels * 2 * kMaxState + 8;  // padded: 4 steps hit distinct banks
-static_assert(kMaxState == 4 * kLanes && kMainThreads == 2 * kMaxState * kGroup, "thread layouts below");
+// Blocks per SM the register budget is set for (168 registers). 4 blocks (128 registers,
+// 64 / 88 bytes of spill stores / loads) ran slower at every PEERS row: 20.72 against
+// 20.31 ms at row 2 (Nsight Compute), fwd+bwd 32.24 against 31.88 ms.
+constexpr int kMainBlocksPerSm = 3;
+constexpr int kStep = 8;                                   // steps per sub-chunk
+constexpr int kSubsPerChunk = kChunk / kStep;              // 64: checkpoints per chunk (scratch slot)
+constexpr int kStagePitch = kStep + 4;                     // padded: a warp's 8 channels hit distinct banks
+// Channels 16..31 of a stage row start 8 floats later, so that the reducers' two channel
+// halves read distinct banks.
+constexpr int kStageHalf = 16 * kStagePitch + 8;
+constexpr int kStageRow = 2 * kStageHalf;
+// One step's dh (or h) of the block: 32 channels x 16 states, padded by one 16-byte unit,
+// so that step s starts s units (mod 8) later: the lanes' stores (8 channels x 4 state
+// groups of one step) and the reducers' loads (8 steps of one channel and state group)
+// are both conflict-free.
+constexpr int kRedPlane = kMainChannels * kMaxState + 4;
+static_assert(kMaxState == 4 * kLanes && kStep == 2 * kLanes, "thread layouts below");
+static_assert(kMainThreads == 2 * (kMaxState / 4) * kStep * 2, "reducer: dB/dC x 4 state quads x 8 steps x 2");
 
-// Per-step values of a channel, staged in shared memory.
-enum StageQuantity { kQdt = 0, kQx, kQdy, kQu, kQdtg, kQgz, kStageQuantities };
+__device__ __forceinline__ int stage_row(int ch) { return ch * kStagePitch + (ch >= 16 ? 8 : 0); }
 
-// 4 steps of one row as stored: 8 bytes of bf16, 16 of f32.
+// Per-step values of a channel, staged in shared memory. kQdl: dt log2(e) (the decay is
+// 2^(dl A); dA is summed with dl and scaled by ln 2 once).
+enum StageQuantity { kQdl = 0, kQx, kQdy, kQu, kQdtg, kQgz, kStageQuantities };
+
+// 2 steps of one row as stored: 4 bytes of bf16, 8 of f32.
 template <class T>
-struct Slot4 {
-  uint32_t w[sizeof(T)];
+struct Slot2 {
+  uint32_t w[sizeof(T) / 2];
 };
 enum RingRow { kRu = 0, kRd, kRg, kRz, kRingRows };
 
 template <class T>
 struct MainSmem {
-  float4 ckpt[kSubsPerChunk][kMainThreads];               // state before each sub-chunk (a lane's 4)
+  float red[2][kStep][kRedPlane];                         // [dh or h][step][channel * 16 + state]
+  float stage[kStageQuantities][kStageRow];               // [quantity][stage_row(channel) + step]
   float tile[2][2][kStep][kMaxState];                     // [buffer][B or C][step][state]
-  float stage[kStageQuantities][kMainChannels][kStagePitch];
-  float red[kGroup][kRedPitch];                           // [step][channel * 32 + (value ^ swizzle)]
-  Slot4<T> ring[kRingRows][2][kMainThreads];              // [row][slot][thread]
+  float4 ckpt[2][kMainThreads];                           // state before the sub-chunk, from scratch
+  // Row pointers of the item (at its first step), looked up instead of recomputed from
+  // 64-bit strides every sub-chunk: B / C rows of the staging threads (null: none), du /
+  // ddelta / dz rows of each channel (null: not wanted or no channel), part_bc rows
+  // [dB or dC][state].
+  const T* bc_row[4 * kMaxState];
+  T* out_row[3][kMainChannels];
+  float* part_row[2][kMaxState];
+  Slot2<T> ring[kRingRows][2][kMainThreads];              // [row][slot][thread]
   uint32_t resets[2];                                     // reset bits of the staged sub-chunk
 };
 
-// Start copying row[t .. t+4) (0 past lim) into dst; rows that are not 16-byte aligned
-// are loaded synchronously instead.
+// 2 consecutive elements of a row, 0 past L.
+template <class T> struct Raw2;
+template <> struct Raw2<bf16_t> {
+  uint32_t w;
+  __device__ __forceinline__ float get(int i) const { return __uint_as_float(i ? (w & 0xffff0000u) : (w << 16)); }
+  __device__ __forceinline__ void load_scalar(const bf16_t* row, int t, int L) {
+    const uint16_t* q = reinterpret_cast<const uint16_t*>(row);
+    const uint32_t lo = t < L ? q[t] : 0u;
+    const uint32_t hi = t + 1 < L ? q[t + 1] : 0u;
+    w = lo | (hi << 16);
+  }
+};
+template <> struct Raw2<float> {
+  float2 a;
+  __device__ __forceinline__ float get(int i) const { return i ? a.y : a.x; }
+  __device__ __forceinline__ void load_scalar(const float* row, int t, int L) {
+    a.x = t < L ? row[t] : 0.f;
+    a.y = t + 1 < L ? row[t + 1] : 0.f;
+  }
+};
+static_assert(sizeof(Raw2<bf16_t>) == sizeof(Slot2<bf16_t>) && sizeof(Raw2<float>) == sizeof(Slot2<float>),
+              "a slot holds one Raw2");
+
+// Start copying src[0 .. 2) into dst (both exist; src aligned to the copy's size).
 template <class T>
-__device__ __forceinline__ void issue_slice4(Slot4<T>& dst, const T* row, int64_t t, int64_t lim, bool aligned) {
+__device__ __forceinline__ void copy_slice2(Slot2<T>& dst, const T* src) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(&dst));
+  if constexpr (sizeof(T) == 2)
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(src) : "memory");
+  else
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(d), "l"(src) : "memory");
+}
+
+// Start copying row[t .. t+2) (0 past lim; t even) into dst at the end of a row, or
+// anywhere in rows that are not 16-byte aligned (loaded synchronously then). The common
+// case, both steps present in aligned rows, is copy_slice2: the bounds arithmetic here
+// was ~20 instructions per row and sub-chunk in the SASS of the first version.
+template <class T>
+__device__ __forceinline__ void issue_slice2(Slot2<T>& dst, const T* row, int t, int lim, bool aligned) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(&dst));
   if (aligned) {
-    const int64_t n = lim - t;
-    const int bytes = n <= 0 ? 0 : static_cast<int>((n < 4 ? n : 4) * static_cast<int64_t>(sizeof(T)));
+    const int n = lim - t;
+    const int bytes = n <= 0 ? 0 : n * static_cast<int>(sizeof(T));
     const void* src = bytes > 0 ? static_cast<const void*>(row + t) : static_cast<const void*>(row);
-    const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(&dst));
     if constexpr (sizeof(T) == 2)
-      asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(d), "l"(src), "r"(bytes) : "memory");
+      asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(d), "l"(src), "r"(bytes) : "memory");
     else
-      asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(bytes) : "memory");
+      asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(d), "l"(src), "r"(bytes) : "memory");
   } else {
-    Raw4<T> r;
-    r.load(row, t, lim, false);
-    static_assert(sizeof(Raw4<T>) == sizeof(Slot4<T>), "a slot holds one Raw4");
+    Raw2<T> r;
+    r.load_scalar(row, t, lim);
     memcpy(&dst, &r, sizeof r);
   }
 }
 
 template <class T>
-__device__ __forceinline__ Raw4<T> read_slice4(const Slot4<T>& src) {
-  Raw4<T> r;
+__device__ __forceinline__ Raw2<T> read_slice2(const Slot2<T>& src) {
+  Raw2<T> r;
   memcpy(&r, &src, sizeof r);
   return r;
 }
 
-// Threads 0..63 each stage 8 steps of one row of B (0..31) or C (32..63); warp 0 the
+// 16 bytes of a checkpoint, global (L2) -> shared.
+__device__ __forceinline__ void cp_async16_cg(void* smem_dst, const void* src) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+}
+
+__device__ __forceinline__ void st2(float* p, float a, float b) { *reinterpret_cast<float2*>(p) = make_float2(a, b); }
+
+// dt = softplus(raw) (as lean::softplus, bitwise) and d dt / d raw = sigmoid(raw) from the
+// same exponential: sigmoid = e / (1 + e).
+__device__ __forceinline__ void dt_and_grad(float raw, bool sp, float& dt, float& dtg) {
+  if (!sp) {
+    dt = raw;
+    dtg = 1.f;
+    return;
+  }
+  const float e = ex2_approx(raw * kLog2e);
+  const float series = e * (1.f - e * (0.5f - e * (0.33333334f - 0.25f * e)));
+  const float onep = 1.f + e;
+  const float lg = __logf(onep);
+  const float r = raw < -3.f ? series : lg;
+  dt = raw > 20.f ? raw : r;
+  dtg = raw > 20.f ? 1.f : __fdividef(e, onep);
+}
+
+__device__ __forceinline__ void load_vec4(Raw4<bf16_t>& v, const bf16_t* p) { v.r = *reinterpret_cast<const uint2*>(p); }
+__device__ __forceinline__ void load_vec4(Raw4<float>& v, const float* p) { v.a = *reinterpret_cast<const float4*>(p); }
+
+// 2 consecutive outputs at p (the second only when `both`): one 4- or 8-byte store when
+// aligned.
+__device__ __forceinline__ void store2(bf16_t* p, bool both, float a, float b) {
+  if (both && (reinterpret_cast<uintptr_t>(p) & 3u) == 0) {
+    *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
+  } else {
+    p[0] = __float2bfloat16_rn(a);
+    if (both) p[1] = __float2bfloat16_rn(b);
+  }
+}
+__device__ __forceinline__ void store2(float* p, bool both, float a, float b) {
+  if (both && (reinterpret_cast<uintptr_t>(p) & 7u) == 0) {
+    *reinterpret_cast<float2*>(p) = make_float2(a, b);
+  } else {
+    p[0] = a;
+    if (both) p[1] = b;
+  }
+}
+
+// Threads 0..63 each stage 4 steps of one row of B (0..31) or C (32..63); warp 0 the
 // reset mask.
 template <class T>
 struct MainStager {
-  Raw8<T> v;
+  Raw4<T> v;
   bool reset = false;
-  __device__ __forceinline__ void load(const Params& p, int64_t b, int64_t ts, int64_t tend, bool with_c) {
+  // The B (threads 0..31) or C (32..63) row of this thread at the item's first step t0.
+  __device__ __forceinline__ static void set_row(const Params& p, MainSmem<T>& s, int64_t b, int64_t t0) {
     const int tid = threadIdx.x;
     if (tid < 4 * kMaxState) {
-      const int m = tid / (2 * kMaxState), n = (tid / 2) % kMaxState, half = tid % 2;
-      if (n < p.state && (m == 0 || with_c)) {
-        const T* row = m == 0 ? static_cast<const T*>(p.Bm) + b * p.B_bs + n * p.B_ns
-                              : static_cast<const T*>(p.Cm) + b * p.C_bs + n * p.C_ns;
-        v.load(row, ts + half * 8, p.length, p.aligned);
+      const int m = tid / (2 * kMaxState), n = (tid / 2) % kMaxState;
+      s.bc_row[tid] = n >= p.state ? nullptr
+                      : m == 0     ? static_cast<const T*>(p.Bm) + b * p.B_bs + n * p.B_ns + t0
+                                   : static_cast<const T*>(p.Cm) + b * p.C_bs + n * p.C_ns + t0;
+    }
+  }
+  // Steps ts .. ts+7 of the chunk starting at t0, of which the first tl exist.
+  __device__ __forceinline__ void load(const Params& p, const MainSmem<T>& s, int64_t b, int64_t t0, int ts, int tl,
+                                       bool with_c) {
+    const int tid = threadIdx.x;
+    if (tid < 4 * kMaxState) {
+      const int m = tid / (2 * kMaxState), half = tid % 2;
+      const int t = ts + half * 4;
+      const T* row = s.bc_row[tid];
+      if (row != nullptr && (m == 0 || with_c) && t < tl) {
+        if (p.aligned && t + 4 <= tl)
+          load_vec4(v, row + t);
+        else
+          v.load(row, t, tl, false);
       } else {
         v.zero();
       }
     }
     if (tid < kStep) {
-      const int64_t t = ts + tid;
-      reset = p.starts && t < tend && p.starts[b * p.starts_bs + t];
+      const int t = ts + tid;
+      reset = p.starts && t < tl && p.starts[b * p.starts_bs + t0 + t];
     }
   }
   __device__ __forceinline__ void store(MainSmem<T>& s, int buf) const {
@@ -114,7 +256,7 @@ struct MainStager {
     if (tid < 4 * kMaxState) {
       const int m = tid / (2 * kMaxState), n = (tid / 2) % kMaxState, half = tid % 2;
 #pragma unroll
-      for (int j = 0; j < 8; ++j) s.tile[buf][m][half * 8 + j][n] = v.get(j);
+      for (int j = 0; j < 4; ++j) s.tile[buf][m][half * 4 + j][n] = v.get(j);
     }
     if (tid < 32) {
       const uint32_t mask = __ballot_sync(0xffffffffu, reset);
@@ -123,21 +265,22 @@ struct MainStager {
   }
 };
 
-// 16 forward steps of a lane's 4 states (phase 1: only the end state is kept).
+// 8 forward steps of a lane's 4 states (phase 1: only the end state is kept). dls holds
+// dt log2(e) per step, so that a = 2^(dl A).
 template <bool kResets>
-__device__ __forceinline__ void forward16(float (&h)[4], const float (&A2)[4], const float* dts, const float* xs,
-                                          const float (*Bt)[kMaxState], int q, uint32_t resets) {
+__device__ __forceinline__ void forward8(float (&h)[4], const float (&An)[4], const float* dls, const float* xs,
+                                         const float (*Bt)[kMaxState], int own, uint32_t resets) {
 #pragma unroll
   for (int i4 = 0; i4 < kStep / 4; ++i4) {
-    const float4 d4 = ld4(dts + 4 * i4), x4 = ld4(xs + 4 * i4);
+    const float4 d4 = ld4(dls + 4 * i4), x4 = ld4(xs + 4 * i4);
 #pragma unroll
     for (int ii = 0; ii < 4; ++ii) {
       const int i = 4 * i4 + ii;
-      const float dt = get4(d4, ii), x = get4(x4, ii);
-      const float4 bq = ld4(Bt[i] + 4 * q);
+      const float dl = get4(d4, ii), x = get4(x4, ii);
+      const float4 bq = ld4(Bt[i] + own);
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
-        float a = ex2_approx(dt * A2[r]);
+        float a = ex2_approx(dl * An[r]);
         if (kResets) a = (resets >> i) & 1u ? 0.f : a;
         h[r] = fmaf(a, h[r], x * get4(bq, r));
       }
@@ -145,23 +288,24 @@ __device__ __forceinline__ void forward16(float (&h)[4], const float (&A2)[4], c
   }
 }
 
-// 16 forward steps from hs, keeping every decay a[i] and state hb[i] (= h after step i).
+// 8 forward steps from hs, keeping every decay a[i] and state hb[i] (= h after step i).
 template <bool kResets>
-__device__ __forceinline__ void recompute16(const float (&hs)[4], const float (&A2)[4], const float* dts,
-                                            const float* xs, const float (*Bt)[kMaxState], int q, uint32_t resets,
-                                            float (&a)[kStep][4], float (&hb)[kStep][4]) {
-  float h[4] = {hs[0], hs[1], hs[2], hs[3]};
+__device__ __forceinline__ void recompute8(const float* hs, const float (&An)[4], const float* dls,
+                                           const float* xs, const float (*Bt)[kMaxState], int own, uint32_t resets,
+                                           float (&a)[kStep][4], float (&hb)[kStep][4]) {
+  const float4 h4 = ld4(hs);
+  float h[4] = {h4.x, h4.y, h4.z, h4.w};
 #pragma unroll
   for (int i4 = 0; i4 < kStep / 4; ++i4) {
-    const float4 d4 = ld4(dts + 4 * i4), x4 = ld4(xs + 4 * i4);
+    const float4 d4 = ld4(dls + 4 * i4), x4 = ld4(xs + 4 * i4);
 #pragma unroll
     for (int ii = 0; ii < 4; ++ii) {
       const int i = 4 * i4 + ii;
-      const float dt = get4(d4, ii), x = get4(x4, ii);
-      const float4 bq = ld4(Bt[i] + 4 * q);
+      const float dl = get4(d4, ii), x = get4(x4, ii);
+      const float4 bq = ld4(Bt[i] + own);
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
-        float ai = ex2_approx(dt * A2[r]);
+        float ai = ex2_approx(dl * An[r]);
         if (kResets) ai = (resets >> i) & 1u ? 0.f : ai;
         a[i][r] = ai;
         h[r] = fmaf(ai, h[r], x * get4(bq, r));
@@ -171,259 +315,340 @@ __device__ __forceinline__ void recompute16(const float (&hs)[4], const float (&
   }
 }
 
+// Scratch for the checkpoints: float4s per block of the (persistent) grid.
+constexpr int64_t kMainScratchPerBlock = static_cast<int64_t>(kSubsPerChunk) * kMainThreads;
+constexpr float kLn2 = 0.69314718055994531f;
+
 template <class T, bool kHasZ>
-__global__ void __launch_bounds__(kMainThreads, 2) bwd_main_kernel(Params p, BwdArgs o) {
+__global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
+    bwd_main_kernel(Params p, BwdArgs o, float4* __restrict__ scratch) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   MainSmem<T>& s = *reinterpret_cast<MainSmem<T>*>(smem_raw);
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int q = lane % kLanes;
   const int chl = warp * (32 / kLanes) + lane / kLanes;
-  const int own = kLanes * q;  // the first of this lane's 4 steps (per sub-chunk) and states
-  const int64_t c = static_cast<int64_t>(blockIdx.y) * kMainChannels + chl;
-  const bool active = c < p.channels;
-  const int64_t cc = active ? c : 0;
-  const int64_t k = blockIdx.x, b = blockIdx.z;
-  const int64_t t0 = k * kChunk, tend = min(p.length, t0 + kChunk);
-  const int subs = static_cast<int>((tend - t0 + kStep - 1) / kStep);
-  float An[4], A2[4];
-#pragma unroll
-  for (int r = 0; r < 4; ++r) {
-    const int n = own + r;
-    An[r] = active && n < p.state ? p.A[c * p.state + n] : 0.f;
-    A2[r] = An[r] * kLog2e;
-  }
-  const float bias = active && p.delta_bias ? p.delta_bias[c] : 0.f;
-  const float dskip = active && p.Dskip ? p.Dskip[c] : 0.f;
-  const bool sp = p.softplus;
-  const T* urow = static_cast<const T*>(p.u) + b * p.u_bs + cc * p.u_cs;
-  const T* drow = static_cast<const T*>(p.delta) + b * p.delta_bs + cc * p.delta_cs;
-  const T* zrow = kHasZ ? static_cast<const T*>(p.z) + b * p.z_bs + cc * p.z_cs : nullptr;
-  const T* grow = static_cast<const T*>(o.dout) + b * o.g_bs + cc * o.g_cs;
-  const int64_t lim = active ? p.length : 0;
-  float* st_dt = s.stage[kQdt][chl];
-  float* st_x = s.stage[kQx][chl];
-  float* st_dy = s.stage[kQdy][chl];
-
-  // ---- Phase 1: the state before every sub-chunk, forwards from the saved chunk start.
-  // The lane's 4 steps of sub-chunk ts into ring slot `slot`: u, delta (and dout, z).
-  auto issue = [&](int slot, int64_t ts, bool backward) {
-    issue_slice4(s.ring[kRu][slot][tid], urow, ts + own, lim, p.aligned);
-    issue_slice4(s.ring[kRd][slot][tid], drow, ts + own, lim, p.aligned);
-    if (backward) {
-      issue_slice4(s.ring[kRg][slot][tid], grow, ts + own, lim, p.aligned);
-      if constexpr (kHasZ) issue_slice4(s.ring[kRz][slot][tid], zrow, ts + own, lim, p.aligned);
-    }
-    cp_async_commit();
-  };
-  MainStager<T> stager;
-  stager.load(p, b, t0, tend, false);
-  stager.store(s, 0);
-  issue(0, t0, false);
-  float h[4];
-  {
-    const float4 h4 = active ? ld4(o.starts + chunk_index(p, b, k, c, own)) : make_float4(0.f, 0.f, 0.f, 0.f);
-    h[0] = h4.x; h[1] = h4.y; h[2] = h4.z; h[3] = h4.w;
-  }
-  __syncthreads();
-  for (int j = 0; j < subs; ++j) {
-    const int64_t ts = t0 + static_cast<int64_t>(j) * kStep;
-    const int buf = j & 1;
-    s.ckpt[j][tid] = make_float4(h[0], h[1], h[2], h[3]);
-    if (j + 1 < subs) stager.load(p, b, ts + kStep, tend, false);
-    cp_async_wait<0>();
-    const Raw4<T> ru = read_slice4(s.ring[kRu][j & 1][tid]), rd = read_slice4(s.ring[kRd][j & 1][tid]);
-    if (j + 1 < subs) issue((j + 1) & 1, ts + kStep, false);
-    {
-      float dt4[4], x4[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const bool valid = active && ts + own + i < tend;
-        const float dt = valid ? dt_of(rd.get(i) + bias, sp) : 0.f;
-        dt4[i] = dt;
-        x4[i] = dt * ru.get(i);
-      }
-      st4(st_dt + own, make_float4(dt4[0], dt4[1], dt4[2], dt4[3]));
-      st4(st_x + own, make_float4(x4[0], x4[1], x4[2], x4[3]));
-    }
-    __syncwarp();
-    const uint32_t resets = s.resets[buf];
-    if (resets == 0)
-      forward16<false>(h, A2, st_dt, st_x, s.tile[buf][0], q, resets);
-    else
-      forward16<true>(h, A2, st_dt, st_x, s.tile[buf][0], q, resets);
-    if (j + 1 < subs) stager.store(s, buf ^ 1);
-    __syncthreads();
-  }
-
-  // ---- Phase 2: sub-chunks backwards.
-  {
-    const int64_t tl = t0 + static_cast<int64_t>(subs - 1) * kStep;
-    stager.load(p, b, tl, tend, true);
-    stager.store(s, (subs - 1) & 1);
-    issue((subs - 1) & 1, tl, true);  // phase 1's copies have all completed
-  }
-  float g[4];
-  {
-    const float4 g4 = active ? ld4(o.carry + chunk_index(p, b, k, c, own)) : make_float4(0.f, 0.f, 0.f, 0.f);
-    g[0] = g4.x; g[1] = g4.y; g[2] = g4.z; g[3] = g4.w;
-  }
-  float dA[4] = {0.f, 0.f, 0.f, 0.f};
-  float dD_acc = 0.f, ddb_acc = 0.f;
-  T* du_row = o.du ? static_cast<T*>(o.du) + b * o.du_bs + cc * o.du_cs : nullptr;
-  T* dd_row = o.ddelta ? static_cast<T*>(o.ddelta) + b * o.dd_bs + cc * o.dd_cs : nullptr;
-  T* dz_row = kHasZ && o.dz ? static_cast<T*>(o.dz) + b * o.dz_bs + cc * o.dz_cs : nullptr;
+  const int own = kLanes * q;  // the first of this lane's 4 states
+  const int mine = 2 * q;      // the first of this lane's 2 steps of a sub-chunk (loads, staging, outputs)
   const bool want_bc = o.part_bc != nullptr;
-  const int swz = (chl & 1) << 4;  // odd channels swap their dB / dC halves: conflict-free stores
-  __syncthreads();
-  for (int j = subs - 1; j >= 0; --j) {
-    const int64_t ts = t0 + static_cast<int64_t>(j) * kStep;
-    const int buf = j & 1;
-    if (j > 0) stager.load(p, b, ts - kStep, tend, true);
-    cp_async_wait<0>();
-    const Raw4<T> ru = read_slice4(s.ring[kRu][buf][tid]), rd = read_slice4(s.ring[kRd][buf][tid]);
-    const Raw4<T> rg = read_slice4(s.ring[kRg][buf][tid]);
-    Raw4<T> rz;
-    if constexpr (kHasZ) rz = read_slice4(s.ring[kRz][buf][tid]);
-    if (j > 0) issue(buf ^ 1, ts - kStep, true);
-    {
-      float v[kStageQuantities][4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const bool valid = active && ts + own + i < tend;
-        const float raw = rd.get(i) + bias;
-        const float dt = valid ? dt_of(raw, sp) : 0.f;
-        const float uu = ru.get(i), gg = rg.get(i);
-        float dy = gg, gz = 0.f;
-        if constexpr (kHasZ) {
-          const float zz = rz.get(i);
-          const float sg = sigmoid(zz);
-          dy = gg * (zz * sg);
-          gz = gg * (sg * (1.f + zz * (1.f - sg)));
-        }
-        v[kQdt][i] = dt;
-        v[kQx][i] = dt * uu;
-        v[kQdy][i] = dy;
-        v[kQu][i] = uu;
-        v[kQdtg][i] = dt_grad(raw, sp);
-        v[kQgz][i] = gz;
-      }
-#pragma unroll
-      for (int m = 0; m < kStageQuantities; ++m)
-        st4(s.stage[m][chl] + own, make_float4(v[m][0], v[m][1], v[m][2], v[m][3]));
-    }
-    __syncwarp();
-    const uint32_t resets = s.resets[buf];
-    float hs[4];
-    {
-      const float4 h4 = s.ckpt[j][tid];
-      hs[0] = h4.x; hs[1] = h4.y; hs[2] = h4.z; hs[3] = h4.w;
-    }
-    float a[kStep][4], hb[kStep][4];
-    if (resets == 0)
-      recompute16<false>(hs, A2, st_dt, st_x, s.tile[buf][0], q, resets, a, hb);
-    else
-      recompute16<true>(hs, A2, st_dt, st_x, s.tile[buf][0], q, resets, a, hb);
+  const int64_t items = p.batch * o.groups * p.chunks;
+  const int srow = stage_row(chl);
+  float* const st_dl = s.stage[kQdl] + srow;
+  float* const st_x = s.stage[kQx] + srow;
+  float* const st_dy = s.stage[kQdy] + srow;
 
+  for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
+    const int64_t k = item % p.chunks;
+    const int64_t grp = (item / p.chunks) % o.groups;
+    const int64_t b = item / (p.chunks * o.groups);
+    const int64_t c = grp * kMainChannels + chl;
+    const bool active = c < p.channels;
+    const int64_t cc = active ? c : 0;
+    const int64_t t0 = k * kChunk;
+    // Steps are counted from t0 below: the chunk holds tl of them, the rows start at t0.
+    const int tl = static_cast<int>(min(p.length - t0, static_cast<int64_t>(kChunk)));
+    const int lim = active ? tl : 0;
+    const int subs = (tl + kStep - 1) / kStep;
+    float An[4];
 #pragma unroll
-    for (int grp = kStep / kGroup - 1; grp >= 0; --grp) {
-      // Reverse recurrence over the group's 4 steps; per step this lane's partial sums
-      // over its 4 states: ps[.][0] = sum A dh a h_{t-1}, [1] = sum dh B, [2] = sum C h.
-      float ps[kGroup][3];
-      const float4 dt4 = ld4(st_dt + kGroup * grp), x4 = ld4(st_x + kGroup * grp), dy4 = ld4(st_dy + kGroup * grp);
-#pragma unroll
-      for (int ii = kGroup - 1; ii >= 0; --ii) {
-        const int i = kGroup * grp + ii;
-        const float dt = get4(dt4, ii), x = get4(x4, ii), dy = get4(dy4, ii);
-        const float4 bq = ld4(s.tile[buf][0][i] + own), cq = ld4(s.tile[buf][1][i] + own);
-        float sq = 0.f, sb = 0.f, sc = 0.f, dBv[4], dCv[4];
-#pragma unroll
-        for (int r = 0; r < 4; ++r) {
-          const float dh = fmaf(dy, get4(cq, r), g[r]);
-          const float hp = i > 0 ? hb[i - 1][r] : hs[r];
-          const float gn = dh * a[i][r];
-          const float qv = gn * hp;
-          dA[r] = fmaf(qv, dt, dA[r]);
-          sq = fmaf(qv, An[r], sq);
-          sb = fmaf(dh, get4(bq, r), sb);
-          sc = fmaf(get4(cq, r), hb[i][r], sc);
-          dBv[r] = dh * x;
-          dCv[r] = dy * hb[i][r];
-          g[r] = gn;
+    for (int r = 0; r < 4; ++r) {
+      const int n = own + r;
+      An[r] = active && n < p.state ? p.A[c * p.state + n] : 0.f;
+    }
+    const float bias = active && p.delta_bias ? p.delta_bias[c] : 0.f;
+    const bool sp = p.softplus;
+    const T* urow = static_cast<const T*>(p.u) + b * p.u_bs + cc * p.u_cs + t0;
+    const T* drow = static_cast<const T*>(p.delta) + b * p.delta_bs + cc * p.delta_cs + t0;
+    const T* zrow = kHasZ ? static_cast<const T*>(p.z) + b * p.z_bs + cc * p.z_cs + t0 : nullptr;
+    const T* grow = static_cast<const T*>(o.dout) + b * o.g_bs + cc * o.g_cs + t0;
+    float4* const scr = scratch + static_cast<int64_t>(blockIdx.x) * kMainScratchPerBlock + tid;
+    if (q < 3) {  // lanes 0..2 of a channel: its du, ddelta, dz rows
+      void* const base = q == 0 ? o.du : q == 1 ? o.ddelta : (kHasZ ? o.dz : nullptr);
+      const int64_t bs = q == 0 ? o.du_bs : q == 1 ? o.dd_bs : o.dz_bs;
+      const int64_t cs = q == 0 ? o.du_cs : q == 1 ? o.dd_cs : o.dz_cs;
+      s.out_row[q][chl] = active && base ? static_cast<T*>(base) + b * bs + c * cs + t0 : nullptr;
+    }
+    if (want_bc && tid < 2 * kMaxState) {
+      const int kind = tid / kMaxState, n = tid % kMaxState;
+      s.part_row[kind][n] = o.part_bc + (((kind * p.batch + b) * o.groups + grp) * kMaxState + n) * p.length + t0;
+    }
+
+    // The lane's 2 steps of sub-chunk ts into ring slot `slot`: u, delta (and dout, z, and
+    // the checkpoint of sub-chunk `ck` when ck >= 0).
+    auto issue = [&](int slot, int ts, bool backward, int ck) {
+      const int t = ts + mine;
+      if (p.aligned && t + 2 <= lim) {  // both steps of every row exist: one fixed-size copy each
+        copy_slice2(s.ring[kRu][slot][tid], urow + t);
+        copy_slice2(s.ring[kRd][slot][tid], drow + t);
+        if (backward) {
+          copy_slice2(s.ring[kRg][slot][tid], grow + t);
+          if constexpr (kHasZ) copy_slice2(s.ring[kRz][slot][tid], zrow + t);
         }
-        ps[ii][0] = sq;
-        ps[ii][1] = sb;
-        ps[ii][2] = sc;
-        if (want_bc) {
-          st4(s.red[ii] + chl * 2 * kMaxState + (own ^ swz), make_float4(dBv[0], dBv[1], dBv[2], dBv[3]));
-          st4(s.red[ii] + chl * 2 * kMaxState + ((kMaxState + own) ^ swz), make_float4(dCv[0], dCv[1], dCv[2], dCv[3]));
+      } else {
+        issue_slice2(s.ring[kRu][slot][tid], urow, t, lim, p.aligned);
+        issue_slice2(s.ring[kRd][slot][tid], drow, t, lim, p.aligned);
+        if (backward) {
+          issue_slice2(s.ring[kRg][slot][tid], grow, t, lim, p.aligned);
+          if constexpr (kHasZ) issue_slice2(s.ring[kRz][slot][tid], zrow, t, lim, p.aligned);
         }
       }
-      // Sums over the channel's 4 lanes, transposed: lane q ends with step 4 grp + q.
-      const bool hi2 = q & 2, hi1 = q & 1;
-      float w[2][3], tot[3];
-#pragma unroll
-      for (int s2 = 0; s2 < 2; ++s2) {
-#pragma unroll
-        for (int x = 0; x < 3; ++x) {
-          const float keep = hi2 ? ps[s2 + 2][x] : ps[s2][x];
-          const float send = hi2 ? ps[s2][x] : ps[s2 + 2][x];
-          w[s2][x] = keep + __shfl_xor_sync(0xffffffffu, send, 2);
-        }
+      if (backward && ck >= 0) cp_async16_cg(&s.ckpt[slot][tid], scr + ck * kMainThreads);
+      cp_async_commit();
+    };
+
+    // ---- Phase 1: the state before every sub-chunk, forwards from the saved chunk start.
+    MainStager<T> stager;
+    MainStager<T>::set_row(p, s, b, t0);
+    stager.load(p, s, b, t0, 0, tl, false);
+    stager.store(s, 0);
+    issue(0, 0, false, -1);
+    float h[4];
+    {
+      const float4 h4 = active ? ld4(o.starts + chunk_index(p, b, k, c, own)) : make_float4(0.f, 0.f, 0.f, 0.f);
+      h[0] = h4.x; h[1] = h4.y; h[2] = h4.z; h[3] = h4.w;
+    }
+    __syncthreads();
+    for (int j = 0; j < subs; ++j) {
+      const int ts = j * kStep;
+      const int buf = j & 1;
+      if (j + 1 < subs) {
+        // The state before the sub-chunk, for phase 2 (the last one stays in shared memory).
+        __stcg(scr + j * kMainThreads, make_float4(h[0], h[1], h[2], h[3]));
+        stager.load(p, s, b, t0, ts + kStep, tl, false);
+      } else {
+        s.ckpt[buf][tid] = make_float4(h[0], h[1], h[2], h[3]);
       }
-#pragma unroll
-      for (int x = 0; x < 3; ++x) {
-        const float keep = hi1 ? w[1][x] : w[0][x];
-        const float send = hi1 ? w[0][x] : w[1][x];
-        tot[x] = keep + __shfl_xor_sync(0xffffffffu, send, 1);
-      }
+      cp_async_wait<0>();
+      const Raw2<T> ru = read_slice2(s.ring[kRu][buf][tid]), rd = read_slice2(s.ring[kRd][buf][tid]);
+      if (j + 1 < subs) issue(buf ^ 1, ts + kStep, false, -1);
       {
-        const int io = kGroup * grp + q;
-        const int64_t t = ts + io;
-        if (active && t < tend) {
-          const float dt = st_dt[io], dy = st_dy[io];
-          const float uu = s.stage[kQu][chl][io], dtg = s.stage[kQdtg][chl][io], gz = s.stage[kQgz][chl][io];
-          const float R2 = tot[0], R1 = tot[1], yc = tot[2];
-          const float ddelta = fmaf(uu, R1, R2) * dtg;
-          if (du_row) du_row[t] = from_f<T>(fmaf(dy, dskip, dt * R1));
-          if (dd_row) dd_row[t] = from_f<T>(ddelta);
-          if (dz_row) dz_row[t] = from_f<T>(gz * fmaf(dskip, uu, yc));
-          dD_acc = fmaf(dy, uu, dD_acc);
-          ddb_acc += ddelta;
+        float dl2[2], x2[2];
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          const bool valid = ts + mine + i < lim;
+          const float dt = valid ? dt_of(rd.get(i) + bias, sp) : 0.f;
+          dl2[i] = dt * kLog2e;
+          x2[i] = dt * ru.get(i);
+        }
+        st2(st_dl + mine, dl2[0], dl2[1]);
+        st2(st_x + mine, x2[0], x2[1]);
+      }
+      __syncwarp();
+      const uint32_t resets = s.resets[buf];
+      if (resets == 0)
+        forward8<false>(h, An, st_dl, st_x, s.tile[buf][0], own, resets);
+      else
+        forward8<true>(h, An, st_dl, st_x, s.tile[buf][0], own, resets);
+      if (j + 1 < subs) stager.store(s, buf ^ 1);
+      __syncthreads();
+    }
+
+    // ---- Phase 2: sub-chunks backwards.
+    __threadfence();  // the checkpoints stored above are read back through L2 (cp.async.cg)
+    {
+      const int last = (subs - 1) * kStep;
+      stager.load(p, s, b, t0, last, tl, true);
+      stager.store(s, (subs - 1) & 1);
+      issue((subs - 1) & 1, last, true, -1);  // phase 1's copies have all completed
+    }
+    float g[4];
+    {
+      const float4 g4 = active ? ld4(o.carry + chunk_index(p, b, k, c, own)) : make_float4(0.f, 0.f, 0.f, 0.f);
+      g[0] = g4.x; g[1] = g4.y; g[2] = g4.z; g[3] = g4.w;
+    }
+    float dA[4] = {0.f, 0.f, 0.f, 0.f};  // sum of dh a h_{t-1} dt log2(e): times ln 2 when stored
+    float dD_acc = 0.f, ddb_acc = 0.f;
+    const float dskip = active && p.Dskip ? p.Dskip[c] : 0.f;
+    __syncthreads();
+    for (int j = subs - 1; j >= 0; --j) {
+      const int ts = j * kStep;
+      const int buf = j & 1;
+      if (j > 0) stager.load(p, s, b, t0, ts - kStep, tl, true);
+      cp_async_wait<0>();
+      const Raw2<T> ru = read_slice2(s.ring[kRu][buf][tid]), rd = read_slice2(s.ring[kRd][buf][tid]);
+      const Raw2<T> rg = read_slice2(s.ring[kRg][buf][tid]);
+      Raw2<T> rz;
+      if constexpr (kHasZ) rz = read_slice2(s.ring[kRz][buf][tid]);
+      if (j > 0) issue(buf ^ 1, ts - kStep, true, j - 1);
+      {
+        float v[kStageQuantities][2];
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          const bool valid = ts + mine + i < lim;
+          float dt, dtg;
+          dt_and_grad(rd.get(i) + bias, sp, dt, dtg);
+          dt = valid ? dt : 0.f;
+          const float uu = ru.get(i), gg = rg.get(i);
+          float dy = gg, gz = 0.f;
+          if constexpr (kHasZ) {
+            const float zz = rz.get(i);
+            const float sg = sigmoid(zz);
+            dy = gg * (zz * sg);
+            gz = gg * (sg * (1.f + zz * (1.f - sg)));
+          }
+          v[kQdl][i] = dt * kLog2e;
+          v[kQx][i] = dt * uu;
+          v[kQdy][i] = dy;
+          v[kQu][i] = uu;
+          v[kQdtg][i] = dtg;
+          v[kQgz][i] = gz;
+        }
+#pragma unroll
+        for (int m = 0; m < kStageQuantities; ++m) st2(s.stage[m] + srow + mine, v[m][0], v[m][1]);
+      }
+      __syncwarp();
+      const uint32_t resets = s.resets[buf];
+      float a[kStep][4], hb[kStep][4];
+      // The state before the sub-chunk is read from shared memory again at step 0 rather
+      // than held in 4 registers through the reverse walk.
+      const float* hs = reinterpret_cast<const float*>(&s.ckpt[buf][tid]);
+      if (resets == 0)
+        recompute8<false>(hs, An, st_dl, st_x, s.tile[buf][0], own, resets, a, hb);
+      else
+        recompute8<true>(hs, An, st_dl, st_x, s.tile[buf][0], own, resets, a, hb);
+
+      // Reverse recurrence; per step this lane's partial sums over its 4 states:
+      // ps[.][0] = sum A dh a h_{t-1}, [1] = sum dh B, [2] = sum C h.
+      float ps[kStep][3];
+#pragma unroll
+      for (int half = kStep / 4 - 1; half >= 0; --half) {
+        const float4 dl4 = ld4(st_dl + 4 * half), dy4 = ld4(st_dy + 4 * half);
+#pragma unroll
+        for (int ii = 3; ii >= 0; --ii) {
+          const int i = 4 * half + ii;
+          const float dl = get4(dl4, ii), dy = get4(dy4, ii);
+          const float4 bq = ld4(s.tile[buf][0][i] + own), cq = ld4(s.tile[buf][1][i] + own);
+          float4 hs4;
+          if (i == 0) hs4 = ld4(hs);
+          float sq = 0.f, sb = 0.f, sc = 0.f, dh4[4];
+#pragma unroll
+          for (int r = 0; r < 4; ++r) {
+            const float dh = fmaf(dy, get4(cq, r), g[r]);
+            const float hp = i > 0 ? hb[i - 1][r] : get4(hs4, r);
+            const float gn = dh * a[i][r];
+            const float qv = gn * hp;
+            dA[r] = fmaf(qv, dl, dA[r]);
+            sq = fmaf(qv, An[r], sq);
+            sb = fmaf(dh, get4(bq, r), sb);
+            sc = fmaf(get4(cq, r), hb[i][r], sc);
+            dh4[r] = dh;
+            g[r] = gn;
+          }
+          ps[i][0] = sq;
+          ps[i][1] = sb;
+          ps[i][2] = sc;
+          if (want_bc) {
+            st4(s.red[0][i] + chl * kMaxState + own, make_float4(dh4[0], dh4[1], dh4[2], dh4[3]));
+            st4(s.red[1][i] + chl * kMaxState + own, make_float4(hb[i][0], hb[i][1], hb[i][2], hb[i][3]));
+          }
+        }
+      }
+      // Sums over the channel's 4 lanes, transposed: lane q ends with steps 2q and 2q + 1,
+      // the two it staged, so that its outputs are one 2-step store per row.
+      {
+        const bool hi2 = q & 2, hi1 = q & 1;
+        float w[4][3], tot[2][3];
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+          for (int x = 0; x < 3; ++x) {
+            const float keep = hi2 ? ps[kk + 4][x] : ps[kk][x];
+            const float send = hi2 ? ps[kk][x] : ps[kk + 4][x];
+            w[kk][x] = keep + __shfl_xor_sync(0xffffffffu, send, 2);
+          }
+        }
+#pragma unroll
+        for (int k2 = 0; k2 < 2; ++k2) {
+#pragma unroll
+          for (int x = 0; x < 3; ++x) {
+            const float keep = hi1 ? w[k2 + 2][x] : w[k2][x];
+            const float send = hi1 ? w[k2][x] : w[k2 + 2][x];
+            tot[k2][x] = keep + __shfl_xor_sync(0xffffffffu, send, 1);
+          }
+        }
+        if (ts + mine < lim) {
+          const bool both = ts + mine + 1 < lim;
+          const float2 dl2 = *reinterpret_cast<const float2*>(st_dl + mine);
+          const float2 dy2 = *reinterpret_cast<const float2*>(st_dy + mine);
+          const float2 u2 = *reinterpret_cast<const float2*>(s.stage[kQu] + srow + mine);
+          const float2 dtg2 = *reinterpret_cast<const float2*>(s.stage[kQdtg] + srow + mine);
+          const float2 gz2 = *reinterpret_cast<const float2*>(s.stage[kQgz] + srow + mine);
+          float du2[2], dd2[2], dz2[2];
+#pragma unroll
+          for (int k2 = 0; k2 < 2; ++k2) {
+            const float dt = (k2 ? dl2.y : dl2.x) * kLn2, dy = k2 ? dy2.y : dy2.x, uu = k2 ? u2.y : u2.x;
+            const float dtg = k2 ? dtg2.y : dtg2.x, gz = k2 ? gz2.y : gz2.x;
+            const float R2 = tot[k2][0], R1 = tot[k2][1], yc = tot[k2][2];
+            dd2[k2] = fmaf(uu, R1, R2) * dtg;
+            du2[k2] = fmaf(dy, dskip, dt * R1);
+            dz2[k2] = gz * fmaf(dskip, uu, yc);
+          }
+          dD_acc = fmaf(dy2.x, u2.x, dD_acc);
+          ddb_acc += dd2[0];
+          if (both) {
+            dD_acc = fmaf(dy2.y, u2.y, dD_acc);
+            ddb_acc += dd2[1];
+          }
+          const int t = ts + mine;
+          T* const du_row = s.out_row[0][chl];
+          T* const dd_row = s.out_row[1][chl];
+          if (du_row) store2(du_row + t, both, du2[0], du2[1]);
+          if (dd_row) store2(dd_row + t, both, dd2[0], dd2[1]);
+          if constexpr (kHasZ) {
+            T* const dz_row = s.out_row[2][chl];
+            if (dz_row) store2(dz_row + t, both, dz2[0], dz2[1]);
+          }
         }
       }
       __syncthreads();
       if (want_bc) {
-        // Thread -> (value v, step sidx): the sum over the block's channels in a fixed order
-        // (four interleaved partial sums, so that the adds are not one dependent chain).
-        const int v = tid / kGroup, sidx = tid % kGroup;
-        const float* col = s.red[sidx];
-        float part[4] = {0.f, 0.f, 0.f, 0.f};
+        // Thread -> (dB or dC, 4 states, step, channel half): the sum over the half's 16
+        // channels in channel order, then the two halves joined by one shuffle. All
+        // offsets below are compile-time but the thread's two bases.
+        const int step = tid & 7, chalf = (tid >> 3) & 1, quad = (tid >> 4) & 3, kind = tid >> 6;
+        const float* rp = s.red[kind][step] + chalf * 16 * kMaxState + 4 * quad;
+        const float* mp = s.stage[kind ? kQdy : kQx] + chalf * kStageHalf + step;
+        float acc[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
-        for (int ch = 0; ch < kMainChannels; ++ch) part[ch % 4] += col[ch * 2 * kMaxState + (v ^ ((ch & 1) << 4))];
-        const float acc = (part[0] + part[1]) + (part[2] + part[3]);
-        const int64_t t = ts + kGroup * grp + sidx;
-        const int which = v / kMaxState, n = v % kMaxState;
-        if (t < tend && n < p.state)
-          o.part_bc[(((which * p.batch + b) * o.groups + blockIdx.y) * kMaxState + n) * p.length + t] = acc;
+        for (int jj = 0; jj < kMainChannels / 2; ++jj) {
+          const float4 v = ld4(rp + jj * kMaxState);
+          const float m = mp[jj * kStagePitch];
+          acc[0] = fmaf(v.x, m, acc[0]);
+          acc[1] = fmaf(v.y, m, acc[1]);
+          acc[2] = fmaf(v.z, m, acc[2]);
+          acc[3] = fmaf(v.w, m, acc[3]);
+        }
+        float tot[2];
+#pragma unroll
+        for (int kk = 0; kk < 2; ++kk) {
+          const float keep = chalf ? acc[2 + kk] : acc[kk];
+          const float send = chalf ? acc[kk] : acc[2 + kk];
+          tot[kk] = keep + __shfl_xor_sync(0xffffffffu, send, 8);
+        }
+        if (ts + step < tl) {
+          const int n = 4 * quad + 2 * chalf;
+          if (n < p.state) s.part_row[kind][n][ts + step] = tot[0];
+          if (n + 1 < p.state) s.part_row[kind][n + 1][ts + step] = tot[1];
+        }
       }
-      if (grp == 0 && j > 0) stager.store(s, buf ^ 1);
+      if (j > 0) stager.store(s, buf ^ 1);
       __syncthreads();
     }
-  }
 
-  if (active) st4(o.part_dA + chunk_index(p, b, k, c, own), make_float4(dA[0], dA[1], dA[2], dA[3]));
-  dD_acc += __shfl_xor_sync(0xffffffffu, dD_acc, 1);
-  ddb_acc += __shfl_xor_sync(0xffffffffu, ddb_acc, 1);
-  dD_acc += __shfl_xor_sync(0xffffffffu, dD_acc, 2);
-  ddb_acc += __shfl_xor_sync(0xffffffffu, ddb_acc, 2);
-  if (active && q == 0) {
-    o.part_dD[(b * p.chunks + k) * p.channels + c] = dD_acc;
-    o.part_ddb[(b * p.chunks + k) * p.channels + c] = ddb_acc;
-  }
-  if (k == 0 && o.dh0 && active) {
+    if (active)
+      st4(o.part_dA + chunk_index(p, b, k, c, own), make_float4(dA[0] * kLn2, dA[1] * kLn2, dA[2] * kLn2, dA[3] * kLn2));
+    dD_acc += __shfl_xor_sync(0xffffffffu, dD_acc, 1);
+    ddb_acc += __shfl_xor_sync(0xffffffffu, ddb_acc, 1);
+    dD_acc += __shfl_xor_sync(0xffffffffu, dD_acc, 2);
+    ddb_acc += __shfl_xor_sync(0xffffffffu, ddb_acc, 2);
+    if (active && q == 0) {
+      o.part_dD[(b * p.chunks + k) * p.channels + c] = dD_acc;
+      o.part_ddb[(b * p.chunks + k) * p.channels + c] = ddb_acc;
+    }
+    if (k == 0 && o.dh0 && active) {
 #pragma unroll
-    for (int r = 0; r < 4; ++r)
-      if (own + r < p.state) o.dh0[(b * p.channels + c) * p.state + own + r] = g[r];
+      for (int r = 0; r < 4; ++r)
+        if (own + r < p.state) o.dh0[(b * p.channels + c) * p.state + own + r] = g[r];
+    }
   }
 }
 

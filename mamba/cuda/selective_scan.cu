@@ -9,6 +9,7 @@
 // Activations (u, delta, z, B, C, out, dout and their gradients) share one dtype, f32 or
 // bf16; the recurrence and every reduction run in f32. The variants (scan_variants.h)
 // share every launch below but the chunk kernels, which `Kernels` picks per variant.
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -467,10 +468,20 @@ void bwd_launch(CudaContext& c, const Params& p, const scan::BwdArgs& o, float* 
   GM_CUDA_CHECK_LAUNCH();
   const dim3 grid(static_cast<unsigned>(p.chunks), static_cast<unsigned>(o.groups), static_cast<unsigned>(p.batch));
   if (is_lean(fam)) {
+    // Persistent grid: as many blocks as fit the GPU at once (3 per SM), each walking
+    // (batch, group, chunk) items with its own checkpoint scratch slot (128 KB).
+    const auto kern = scan::lean::bwd_main_kernel<T, kHasZ>;
     const size_t smem = sizeof(scan::lean::MainSmem<T>);
-    GM_CUDA_CHECK(cudaFuncSetAttribute(scan::lean::bwd_main_kernel<T, kHasZ>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    scan::lean::bwd_main_kernel<T, kHasZ><<<grid, scan::lean::kMainThreads, smem, c.stream()>>>(p, o);
+    GM_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    GM_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                       static_cast<int>(cudaSharedmemCarveoutMaxShared)));
+    int per_sm = 0;
+    GM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, scan::lean::kMainThreads, smem));
+    const int64_t items = p.batch * o.groups * p.chunks;
+    const int64_t blocks = std::min<int64_t>(items, static_cast<int64_t>(std::max(per_sm, 1)) * c.sm_count());
+    Tensor scratch = Tensor::empty(c.allocator(), {blocks * scan::lean::kMainScratchPerBlock * 4}, DType::F32);
+    kern<<<static_cast<unsigned>(blocks), scan::lean::kMainThreads, smem, c.stream()>>>(
+        p, o, reinterpret_cast<float4*>(scratch.data<float>()));
   } else if (fam == Family::kPipelined) {
     const size_t smem = sizeof(scan::fast::BwdFastSmem<T>);
     GM_CUDA_CHECK(cudaFuncSetAttribute(scan::fast::bwd_main_kernel<T, kHasZ>,
