@@ -250,7 +250,12 @@ __device__ __forceinline__ void load_edge(const T* r, int64_t base, int64_t L, f
 // kernel's path for its 8 positions (the same sums in the same order either way). Measured
 // before (H200, training profile at 8 x 131,072): the general kernel took 40.3 ms for 16
 // calls against 10.7 ms for this one, and streaming inference (score, embed) always ran it.
-template <class T, int K>
+// kStarts: a.starts is set. A separate instantiation because with the general path's window
+// in the same kernel it used 37 registers instead of 32 (-Xptxas -v), i.e. 12 instead of 16
+// blocks of 128 per SM in this bandwidth-bound kernel, and conv1d_fwd took 5.89 ms in the
+// d256 x 8 inference profile against 5.26 ms before (one synchronised profile each); split,
+// the two use 30 and 32.
+template <class T, int K, bool kStarts>
 __global__ void __launch_bounds__(kThreads) conv1d_fwd_vec_kernel(ConvArgs a, T* __restrict__ out, int64_t out_bs,
                                                                   int64_t out_cs) {
   static_assert(kSteps == 8, "one 8-element vector per thread");
@@ -262,7 +267,7 @@ __global__ void __launch_bounds__(kThreads) conv1d_fwd_vec_kernel(ConvArgs a, T*
   for (int k = 0; k < K; ++k) w[k] = a.weight[c * K + k];
   const float bias = a.bias ? a.bias[c] : 0.f;
   T* o_row = out + b * out_bs + c * out_cs;
-  if (a.starts) {
+  if constexpr (kStarts) {
     // Starts at positions (t0 - K + 1, t0 + 7] can hide an input of this thread's outputs.
     const uint8_t* sr = a.starts + b * a.starts_bs;
     bool any = false;
@@ -443,9 +448,12 @@ void fwd_impl(CudaContext& c, const ConvArgs& a, const Tensor& x, Tensor& out, T
   if (a.L > 0) {
     const dim3 grid(static_cast<unsigned>((a.L + kTile - 1) / kTile), static_cast<unsigned>(a.D),
                     static_cast<unsigned>(a.B));
-    if (vector_ok(a, {&x, &out}, true))
-      conv1d_fwd_vec_kernel<T, K><<<grid, kThreads, 0, c.stream()>>>(a, static_cast<T*>(out.raw()), out.stride(0),
-                                                                      out.stride(1));
+    if (vector_ok(a, {&x, &out}, true) && a.starts)
+      conv1d_fwd_vec_kernel<T, K, true><<<grid, kThreads, 0, c.stream()>>>(a, static_cast<T*>(out.raw()),
+                                                                            out.stride(0), out.stride(1));
+    else if (vector_ok(a, {&x, &out}, true))
+      conv1d_fwd_vec_kernel<T, K, false><<<grid, kThreads, 0, c.stream()>>>(a, static_cast<T*>(out.raw()),
+                                                                             out.stride(0), out.stride(1));
     else
       conv1d_fwd_kernel<T, K><<<grid, kThreads, 0, c.stream()>>>(a, static_cast<T*>(out.raw()), out.stride(0),
                                                                   out.stride(1));
