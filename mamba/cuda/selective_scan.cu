@@ -210,30 +210,60 @@ dim3 fwd_grid(const Params& p, int64_t chunks) {
 
 unsigned state_blocks(const Params& p) { return blocks_for(p.batch * p.channels * kMaxState, 256); }
 
+template <class Kernel>
+void serial_kernel_setup(Kernel kernel, int smem) {
+  GM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  GM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                     cudaSharedmemCarveoutMaxShared));
+}
+
+// The wide single-pass kernel (G = 8, 16) with tiles of 8 G kTileMul steps.
+template <class T, int G, int kTileMul, bool kOutput, bool kHasZ>
+void launch_serial_wide(CudaContext& c, const Params& p, const float* h0, T* o, int64_t o_bs, int64_t o_cs,
+                        float* hl, float* saved, const dim3& grid) {
+  auto kernel = scan::serial::fwd_serial_wide_kernel<T, G, kTileMul, kOutput, kHasZ, 4>;
+  const int smem =
+      static_cast<int>(sizeof(scan::serial::WideSmem<T, G, scan::serial::wide_tile(G, kTileMul)>));
+  serial_kernel_setup(kernel, smem);
+  kernel<<<grid, scan::serial::kSerialThreads, smem, c.stream()>>>(p, h0, o, o_bs, o_cs, hl, saved);
+  GM_CUDA_CHECK_LAUNCH();
+}
+
 // The single-pass forward with G lanes per channel: y (kOutput), h_last and `saved` (each
 // may be null).
 template <class T, int G, bool kOutput, bool kHasZ>
 void launch_serial_g(CudaContext& c, const Params& p, const float* h0, T* o, int64_t o_bs, int64_t o_cs, float* hl,
                      float* saved) {
-  // Blocks per SM the registers are sized for, so that a whole row-3 grid (64 x 512
-  // channels: 1,024 blocks of G = 4, 7.8 per SM) is resident at once; shared memory (27 KB
-  // per block in bf16) allows 8. G = 4 then gets 64 registers (ptxas: 8-24 bytes of
-  // spills, outside the step loop) and measured fastest of the three: 4.86 ms at row 3
-  // against 5.13 (G = 2) and 7.94 (G = 1), 4.64 ms at row 4 against 6.00 and 10.71.
-  // G = 8 and 16 are for ~2,500-14,000 rows (224-896 blocks of G = 8, 320-448 of G = 16):
-  // 4 blocks per SM, 128 registers, enough for much of a tile's loads and exponentials to
-  // be issued early.
-  constexpr int kMinBlocks = G == 4 ? 8 : G == 2 ? 4 : G == 1 ? 2 : 4;
-  auto kernel = scan::serial::fwd_serial_kernel<T, G, kOutput, kHasZ, kMinBlocks>;
-  const int smem = static_cast<int>(sizeof(scan::serial::SerialSmem<T, G>));
-  GM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  GM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                     cudaSharedmemCarveoutMaxShared));
   constexpr int kChannels = scan::serial::kSerialThreads / G;
   require(p.batch <= 65535, "selective_scan_fwd", "the serial forward takes at most 65535 batch rows");
   const dim3 grid(static_cast<unsigned>((p.channels + kChannels - 1) / kChannels), static_cast<unsigned>(p.batch));
-  kernel<<<grid, scan::serial::kSerialThreads, smem, c.stream()>>>(p, h0, o, o_bs, o_cs, hl, saved);
-  GM_CUDA_CHECK_LAUNCH();
+  if constexpr (G >= 8) {
+    // G = 16 and 8 are for ~2,500-49,000 rows (320-704 blocks of G = 16, 352-3,072 of
+    // G = 8): 4 blocks per SM, 128 registers. 255 registers (2 blocks per SM) gave nothing
+    // with the first G = 8 kernel at 4,096 rows (7.48 -> 7.42 ms) and lost with f32 B / C
+    // in shared memory (8.12 -> 9.49 ms, spills around the copies). G = 8 takes 128-step
+    // tiles when the grid is one wave of at most 3 blocks per SM (67 KB of shared memory per
+    // block in bf16): at 4,096 rows they measured 16% faster than 64-step tiles in that f32
+    // B / C version (9.49 -> 8.00 ms); 64-step tiles otherwise (35 KB, 4 blocks per SM).
+    if constexpr (G == 8) {
+      const int64_t blocks = static_cast<int64_t>(grid.x) * grid.y;
+      if (blocks <= 3 * static_cast<int64_t>(c.sm_count()))
+        return launch_serial_wide<T, G, 2, kOutput, kHasZ>(c, p, h0, o, o_bs, o_cs, hl, saved, grid);
+    }
+    launch_serial_wide<T, G, 1, kOutput, kHasZ>(c, p, h0, o, o_bs, o_cs, hl, saved, grid);
+  } else {
+    // Blocks per SM the registers are sized for, so that a whole row-3 grid (64 x 512
+    // channels: 1,024 blocks of G = 4, 7.8 per SM) is resident at once; shared memory (27 KB
+    // per block in bf16) allows 8. G = 4 then gets 64 registers (ptxas: 8-24 bytes of
+    // spills, outside the step loop) and measured fastest of the three: 4.86 ms at row 3
+    // against 5.13 (G = 2) and 7.94 (G = 1), 4.64 ms at row 4 against 6.00 and 10.71.
+    constexpr int kMinBlocks = G == 4 ? 8 : G == 2 ? 4 : 2;
+    auto kernel = scan::serial::fwd_serial_kernel<T, G, kOutput, kHasZ, kMinBlocks>;
+    const int smem = static_cast<int>(sizeof(scan::serial::SerialSmem<T, G>));
+    serial_kernel_setup(kernel, smem);
+    kernel<<<grid, scan::serial::kSerialThreads, smem, c.stream()>>>(p, h0, o, o_bs, o_cs, hl, saved);
+    GM_CUDA_CHECK_LAUNCH();
+  }
 }
 
 template <class T, bool kOutput, bool kHasZ>
