@@ -30,10 +30,12 @@
 // two-stage ring in shared memory with cp.async (no barrier needed: it reads only what it
 // copied); B and C of the next tile are copied as stored ([state][step]) by the whole
 // block and transposed at the tile's end into {B, C} pairs by step and state (bf16 kept as
-// bf16; SerialSmem::bc_index), so that a lane reads its S states' pairs of one step (G <= 4)
-// or two steps (G >= 8) with 16-byte loads (8 bytes for G = 16 in bf16). (dt, x) is stored
-// [channel][step]: phases A and C move two steps per 16-byte access, and so does phase B
-// for G >= 8. One block barrier per tile.
+// bf16; SerialSmem::bc_index), so that a lane reads its S states' pairs of one step with
+// 16-byte loads. (dt, x) is stored [channel][step]: phases A and C move two steps per
+// 16-byte access. One block barrier per tile.
+// That is fwd_serial_kernel, for G = 1, 2, 4. G = 8 and 16 run fwd_serial_wide_kernel
+// (below): the same walk and phases with other shared-memory layouts (no B / C transpose,
+// no bank conflicts) and plain copies for whole tiles.
 // `saved` (the state before every kChunk-step chunk, as the chunked forwards write it)
 // is written at chunk starts (the state before the chunk's first step, before any reset
 // there), h_last after the last step. kOutput = false: states only (saved, h_last), for
@@ -57,6 +59,7 @@ using lean::RowSlot;
 
 template <class T, int G>
 struct SerialSmem {
+  static_assert(G <= 4, "G = 8, 16: WideSmem / fwd_serial_wide_kernel");
   static constexpr int kTile = tile_steps(G);
   static constexpr int kChannels = kSerialThreads / G;
   static constexpr int kPieces = kTile / 8 / G;  // 8-step pieces of its channel per lane
@@ -68,15 +71,10 @@ struct SerialSmem {
   static_assert(kChunk % kTile == 0, "chunk starts must fall on tile starts");
   static_assert(kBcPieces * kSerialThreads == 2 * kMaxState * (kTile / 8), "whole B / C pieces per thread");
   static_assert(kTile <= kSerialThreads, "one reset flag per thread");
-  // B / C of a tile by buffer, at bc_index: for G >= 8 (S <= 2 states per lane)
-  // [step pair][state][step of the pair]{B, C}, so that a lane reads its states' B and C of
-  // two steps with one load; for G <= 4 [step][state]{B, C}, one step per load (16 bytes
-  // or more already; two steps per load raised G = 4's spills at its 64 registers, for no
-  // gain measured).
-  static constexpr bool kPairs = G >= 8;
-  static constexpr int bc_index(int t, int n, int mat) {
-    return kPairs ? ((t / 2 * kMaxState + n) * 2 + t % 2) * 2 + mat : (t * kMaxState + n) * 2 + mat;
-  }
+  // B / C of a tile by buffer, at bc_index: [step][state]{B, C}, one step per load (16
+  // bytes or more already; two steps per load raised G = 4's spills at its 64 registers,
+  // for no gain measured).
+  static constexpr int bc_index(int t, int n, int mat) { return (t * kMaxState + n) * 2 + mat; }
   T bc[2][kTile * kMaxState * 2];
   RowSlot<T> raw[kBcPieces][kSerialThreads];       // next tile's B, C pieces as stored
   RowSlot<T> rows[2][3][kPieces][kSerialThreads];  // [stage][u, delta, z][piece][thread]
@@ -112,44 +110,6 @@ __device__ __forceinline__ void load_bc(const float* p, float (&b)[S], float (&c
   }
 }
 
-// Two steps' B and C for S states from [state][step]{B, C}: b[k][s], c[k][s] of step k.
-template <int S>
-__device__ __forceinline__ void load_bc2(const bf16_t* p, float (&b)[2][S], float (&c)[2][S]) {
-  uint32_t w[2 * S];  // w[2 s + k]: {B, C} of state s, step k
-  if constexpr (S >= 2) {
-#pragma unroll
-    for (int i = 0; i < S / 2; ++i) {
-      const uint4 r = reinterpret_cast<const uint4*>(p)[i];
-      w[4 * i] = r.x;
-      w[4 * i + 1] = r.y;
-      w[4 * i + 2] = r.z;
-      w[4 * i + 3] = r.w;
-    }
-  } else {
-    const uint2 r = *reinterpret_cast<const uint2*>(p);
-    w[0] = r.x;
-    w[1] = r.y;
-  }
-#pragma unroll
-  for (int s = 0; s < S; ++s)
-#pragma unroll
-    for (int k = 0; k < 2; ++k) {
-      b[k][s] = __uint_as_float(w[2 * s + k] << 16);
-      c[k][s] = __uint_as_float(w[2 * s + k] & 0xffff0000u);
-    }
-}
-template <int S>
-__device__ __forceinline__ void load_bc2(const float* p, float (&b)[2][S], float (&c)[2][S]) {
-#pragma unroll
-  for (int s = 0; s < S; ++s) {
-    const float4 r = reinterpret_cast<const float4*>(p)[s];
-    b[0][s] = r.x;
-    c[0][s] = r.y;
-    b[1][s] = r.z;
-    c[1][s] = r.w;
-  }
-}
-
 // One round of reduce_scatter: lanes with bit kHalf of g set keep the upper half of
 // cur[0 .. 2 kHalf), the others the lower half, each adding its partner's.
 template <int G, int kHalf>
@@ -180,18 +140,17 @@ __device__ __forceinline__ float reduce_scatter(const float (&yp)[G], int g) {
 }
 
 // Phase B over a whole tile for lane g of channel `ch`: yl[k] = y of step k G + g. act_row:
-// the channel's (dt, x) by step; bc: the tile's B / C at SerialSmem::bc_index (kPairs: two
-// steps per load). kCheck: some step of the tile starts a document (bit t % 32 of
+// the channel's (dt, x) by step; bc: the tile's B / C at SerialSmem::bc_index. kCheck: some step of the tile starts a document (bit t % 32 of
 // rw[t / 32]); its decay is then 0, the state before it dropped.
-template <int G, int kTile, bool kPairs, bool kCheck, bool kOutput, class T>
+template <int G, int kTile, bool kCheck, bool kOutput, class T>
 __device__ __forceinline__ void recur_tile(float (&h)[kMaxState / G], const float (&A2)[kMaxState / G],
                                            const float2* act_row, int g, const T* bc,
                                            const uint32_t (&rw)[kTile / 32], float (&yl)[kTile / G]) {
   constexpr int S = kMaxState / G;
   // S / 4 independent partial sums of C h: no chain deeper than 4 FMAs.
   constexpr int kParts = S >= 4 ? S / 4 : 1;
-  constexpr int kLoad = kPairs ? 2 : 1;            // steps per load
-  constexpr int kGroup = G >= kLoad ? G : kLoad;  // steps per group: whole reduce-scatters and loads
+  constexpr int kLoad = 1;  // steps per load
+  constexpr int kGroup = G;  // steps per group: one reduce-scatter
 #pragma unroll
   for (int t0 = 0; t0 < kTile; t0 += kGroup) {
     float yp[kGroup];
@@ -199,19 +158,10 @@ __device__ __forceinline__ void recur_tile(float (&h)[kMaxState / G], const floa
     for (int k = 0; k < kGroup; k += kLoad) {
       const int t = t0 + k;
       float dtv[kLoad], xv[kLoad], bv[kLoad][S], cv[kLoad][S];
-      if constexpr (kPairs) {
-        const float4 a = *reinterpret_cast<const float4*>(act_row + t);  // (dt, x) of steps t, t + 1
-        dtv[0] = a.x;
-        xv[0] = a.y;
-        dtv[kLoad - 1] = a.z;
-        xv[kLoad - 1] = a.w;
-        load_bc2<S>(bc + (t / 2 * kMaxState + g * S) * 4, bv, cv);
-      } else {
-        const float2 a = act_row[t];
-        dtv[0] = a.x;
-        xv[0] = a.y;
-        load_bc<S>(bc + (t * kMaxState + g * S) * 2, bv[0], cv[0]);
-      }
+      const float2 a = act_row[t];
+      dtv[0] = a.x;
+      xv[0] = a.y;
+      load_bc<S>(bc + (t * kMaxState + g * S) * 2, bv[0], cv[0]);
 #pragma unroll
       for (int e = 0; e < kLoad; ++e) {
         const bool reset = kCheck && ((rw[(t + e) / 32] >> ((t + e) % 32)) & 1u);
@@ -369,9 +319,9 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
     }
     float yl[kTile / G];
     if (any_reset)
-      recur_tile<G, kTile, Smem::kPairs, true, kOutput>(h, A2, act_row, g, sm.bc[buf], rw, yl);
+      recur_tile<G, kTile, true, kOutput>(h, A2, act_row, g, sm.bc[buf], rw, yl);
     else
-      recur_tile<G, kTile, Smem::kPairs, false, kOutput>(h, A2, act_row, g, sm.bc[buf], rw, yl);
+      recur_tile<G, kTile, false, kOutput>(h, A2, act_row, g, sm.bc[buf], rw, yl);
     if constexpr (kOutput) {
       // Every lane of the channel has read its steps' x before y goes over them.
       __syncwarp();
@@ -398,6 +348,358 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
             }
             ov[i + e] = y;
           }
+        }
+        store_row8(orow, tt + q * 8, lim, p.aligned, ov);
+      }
+    }
+    if (more) finish_tile(buf ^ 1);
+    __syncthreads();
+  }
+  if (h_last && active) {
+#pragma unroll
+    for (int s = 0; s < S; ++s)
+      if (g * S + s < p.state) h_last[(b * p.channels + c) * p.state + g * S + s] = h[s];
+  }
+}
+
+// ---- G = 8 and 16: the wide kernel -------------------------------------------------------
+//
+// Same walk and phases as fwd_serial_kernel, with the shared-memory traffic cut. Nsight
+// Compute on the first G = 8 kernel (the layouts of fwd_serial_kernel with two steps per
+// load; H200, 8 x 512 x 131,072, 2026-11-29): 7.48 ms, 2 warps per scheduler issuing every
+// 3.9 cycles (stalls per issue: 0.96 short scoreboard, 0.96 fixed-latency wait), the L1 /
+// shared pipe 56% busy, 35% of its wavefronts (319 M of 917 M) excess from bank
+// conflicts, and only 64% of the 1,850 instructions per warp and tile in the recurrence.
+// Where the conflicts and the rest came from, and what replaces them here:
+// - B / C: copied as stored, 16 bytes per thread with the state fastest across a warp (32
+//   rows per copy instruction: 32 L1 wavefronts instead of 4), then transposed into
+//   {B, C} pairs (a load, 8 two-byte stores and 8 conversions per piece). Here the copies
+//   land in place: rows [mat][s][g] ([B, C][state of the lane][lane]) of kTile + 16 bytes,
+//   a warp's copies covering whole 128-byte runs of 2-4 rows, and phase B reads each of its
+//   2 S rows 8 steps at a time (one 16-byte load per row and 8 steps, as many loads as the
+//   pairs gave); the G lanes of a channel read G consecutive rows, 16 bytes each, whose
+//   row stride of kTile + 16 bytes puts them in G different bank groups. No transpose.
+// - (dt, x): each lane's four 16-byte stores of phase A went to one channel row at 64-byte
+//   steps (two bank groups for 8 lanes: 16 wavefronts per store instead of 4). A row now
+//   has a 16-byte gap after every 8 pairs (act_slot: pair p at p + p / 8), so that the 8 or
+//   16 lanes of a channel store to all 8 bank groups; phase B reads fixed slots.
+// - y: stored into the (dt, x) row by step and read back one word at a time in phase C (4
+//   wavefronts per instruction each way). Here y has its own rows, with a 16-byte gap after
+//   every 32 steps (y_word), so that a lane's 8 steps are two 16-byte loads that the lanes
+//   of a channel spread over all bank groups, and a row length that puts the G words each
+//   channel stores at once into banks of their own.
+// Both layouts are gaps, not permutations: every address is a lane's base plus a constant
+// (a first version with XOR permutations had ptxas keep 8 store addresses per lane across
+// the loop, spilled).
+// - copies: the bounds-checked 64-bit address arithmetic of every copy (about 230
+//   instructions per warp and tile) runs only for a tile that reaches past L or rows that
+//   are not 16-byte aligned; other tiles issue plain 16-byte copies.
+// - kTileMul = 2 doubles the tile (G = 8: 128 steps, 2 pieces per lane in phases A and C),
+//   halving the per-tile work (copies, barrier, reset masks); 67 KB of shared memory per
+//   block in bf16, so for grids of at most 3 blocks per SM (selective_scan.cu).
+// Measured (same GPU and shape, same run, against the first kernel): G = 8 7.57 -> 6.80 ms
+// (128-step tiles), G = 16 7.90 -> 5.75 ms; Nsight Compute on G = 8: instructions -12.7%
+// (3.87 G -> 3.38 G), shared wavefronts -37% (918 M -> 574 M, excess 319 M -> 25 M), the
+// L1 / shared pipe 56% -> 42% busy, but still 3.9 cycles between a warp's issues: 11% of
+// the stall samples now wait on reloads of values ptxas spilled at 128 registers (the B / C
+// copies' shared offsets, the lane's step offsets of phase A's bounds tests, the y row's
+// address), reloaded once per tile just before their use.
+template <class T, int G, int kTile>
+struct WideSmem {
+  static_assert(G == 8 || G == 16, "the wide kernel has 1 or 2 states per lane");
+  static constexpr int S = kMaxState / G;                             // states per lane
+  static constexpr int kChannels = kSerialThreads / G;
+  static constexpr int kPieces = kTile / 8 / G;                       // 8-step pieces per lane
+  static constexpr int kPer = 16 / static_cast<int>(sizeof(T));       // elements per 16-byte copy
+  static constexpr int kRowCopies = kTile / kPer;                     // copies per B / C row and tile
+  static constexpr int kBcStride = kTile + kPer;                      // elements: row + 16 bytes
+  static constexpr int kBcCopies = 2 * kMaxState * kRowCopies / kSerialThreads;  // per thread
+  // (dt, x) row: kTile / 2 pair slots, a gap slot after every 8, and one more slot so
+  // that the channels of a warp reading one pair hit different bank groups.
+  static constexpr int kActSlots = kTile / 2 + kTile / 16 + 1;
+  // y row: kTile words, a 4-word gap after every 32, then padding to G modulo 32 words.
+  static constexpr int kYLen = kTile + kTile / 8;
+  static constexpr int kYStride = kYLen + ((G - kYLen % 32) % 32 + 32) % 32;
+  static constexpr int kWords = kTile / 32;
+  static_assert(kPieces >= 1 && kTile % 64 == 0, "whole pieces per lane, whole permuted blocks");
+  static_assert(kChunk % kTile == 0, "chunk starts must fall on tile starts");
+  static_assert(kBcCopies * kSerialThreads == 2 * kMaxState * kRowCopies, "whole copies per thread");
+  static_assert(kTile <= kSerialThreads, "one reset flag per thread");
+  static constexpr int bc_row(int mat, int s, int g) { return (mat * S + s) * G + g; }
+  // Slot (16 bytes) of the (dt, x) pair of steps 2p, 2p + 1 in a channel row.
+  static constexpr int act_slot(int p) { return p + (p >> 3); }
+  // Word of y of step t in a channel's y row.
+  static constexpr int y_word(int t) { return t + 4 * (t >> 5); }
+  alignas(16) T bc[2][2 * kMaxState * kBcStride];   // [buffer][row bc_row][step]
+  RowSlot<T> rows[2][3][kPieces][kSerialThreads];    // [stage][u, delta, z][piece][thread]
+  alignas(16) float4 act[kChannels][kActSlots];      // [channel][act_slot]: (dt, x) of 2 steps
+  alignas(16) float y[kChannels][kYStride];          // [channel][y_word]
+  uint32_t resets[2][kWords];                        // bit t of word w: step 32 w + t starts a document
+};
+
+constexpr int wide_tile(int G, int mul) { return 8 * G * mul; }
+
+// 8 steps of one B or C row, as f32.
+__device__ __forceinline__ void load_row8(const bf16_t* p, float (&v)[8]) {
+  const uint4 r = *reinterpret_cast<const uint4*>(p);
+  const uint32_t w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    v[2 * i] = __uint_as_float(w[i] << 16);
+    v[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+__device__ __forceinline__ void load_row8(const float* p, float (&v)[8]) {
+  const float4 a = reinterpret_cast<const float4*>(p)[0];
+  const float4 b = reinterpret_cast<const float4*>(p)[1];
+  v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+  v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+}
+
+// 16 bytes of row[t ..] into shared memory, 0 from lim on: an asynchronous copy for an
+// aligned row, else element loads and one store.
+template <class T>
+__device__ __forceinline__ void copy16_bounded(T* dst, const T* row, int64_t t, int64_t lim, bool aligned) {
+  constexpr int kPer = 16 / static_cast<int>(sizeof(T));
+  if (aligned) {
+    const int64_t n = lim - t;
+    const int bytes = n <= 0 ? 0 : static_cast<int>((n < kPer ? n : kPer) * static_cast<int64_t>(sizeof(T)));
+    lean::cp_async16(dst, bytes > 0 ? static_cast<const void*>(row + t) : static_cast<const void*>(row), bytes);
+  } else {
+    uint32_t w[4] = {0u, 0u, 0u, 0u};
+    if constexpr (sizeof(T) == 2) {
+      const uint16_t* q = reinterpret_cast<const uint16_t*>(row);
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+        if (t + i < lim) w[i / 2] |= static_cast<uint32_t>(q[t + i]) << (16 * (i % 2));
+    } else {
+      const uint32_t* q = reinterpret_cast<const uint32_t*>(row);
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        if (t + i < lim) w[i] = q[t + i];
+    }
+    *reinterpret_cast<uint4*>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+}
+
+// Phase B of the wide kernel over a whole tile for lane g: yl[r] = y of step r G + g. bcl:
+// the tile's B / C rows at this lane's first row (bc_row(0, 0, g)).
+template <class Smem, int G, int kTile, bool kCheck, bool kOutput, class T>
+__device__ __forceinline__ void recur_wide(float (&h)[kMaxState / G], const float (&A2)[kMaxState / G],
+                                           const float4* act_row, int g, const T* bcl,
+                                           const uint32_t (&rw)[kTile / 32], float (&yl)[kTile / G]) {
+  constexpr int S = kMaxState / G;
+#pragma unroll
+  for (int t0 = 0; t0 < kTile; t0 += G) {  // one reduce-scatter per G steps
+    float yp[G];
+#pragma unroll
+    for (int u0 = 0; u0 < G; u0 += 8) {  // one load per B / C row and 8 steps
+      const int tb = t0 + u0;
+      float bv[S][8], cv[S][8];
+#pragma unroll
+      for (int s = 0; s < S; ++s) {
+        load_row8(bcl + (Smem::bc_row(0, s, 0) * Smem::kBcStride + tb), bv[s]);
+        load_row8(bcl + (Smem::bc_row(1, s, 0) * Smem::kBcStride + tb), cv[s]);
+      }
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const float4 a = act_row[Smem::act_slot(tb / 2 + k)];
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int t = tb + 2 * k + e;
+          const float dt = e ? a.z : a.x, x = e ? a.w : a.y;
+          const bool reset = kCheck && ((rw[t / 32] >> (t % 32)) & 1u);
+          float y = 0.f;
+#pragma unroll
+          for (int s = 0; s < S; ++s) {
+            float decay = ex2_approx(dt * A2[s]);
+            if constexpr (kCheck) decay = reset ? 0.f : decay;
+            h[s] = fmaf(decay, h[s], x * bv[s][2 * k + e]);
+            if constexpr (kOutput) y = fmaf(cv[s][2 * k + e], h[s], y);
+          }
+          yp[u0 + 2 * k + e] = y;
+        }
+      }
+    }
+    if constexpr (kOutput) yl[t0 / G] = reduce_scatter<G>(yp, g);
+  }
+}
+
+// The serial forward for G = 8, 16 (see the top of this file and WideSmem). Grid:
+// (ceil(D / (kSerialThreads / G)), B). Dynamic shared memory: sizeof(WideSmem<T, G,
+// wide_tile(G, kTileMul)>). `saved` and h_last: bitwise those of fwd_serial_kernel (the same
+// operations per state and step).
+template <class T, int G, int kTileMul, bool kOutput, bool kHasZ, int kMinBlocks>
+__global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
+    fwd_serial_wide_kernel(Params p, const float* __restrict__ h0, T* __restrict__ out, int64_t out_bs,
+                           int64_t out_cs, float* __restrict__ h_last, float* __restrict__ saved) {
+  constexpr int kTile = wide_tile(G, kTileMul);
+  using Smem = WideSmem<T, G, kTile>;
+  constexpr int S = Smem::S;
+  constexpr int kChannels = Smem::kChannels;
+  constexpr int kPieces = Smem::kPieces;
+  constexpr int kPer = Smem::kPer;
+  constexpr int kBcCopies = Smem::kBcCopies;
+  constexpr int kWords = Smem::kWords;
+  constexpr int kRows = kOutput && kHasZ ? 3 : 2;  // u, delta (, z)
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  Smem& sm = *reinterpret_cast<Smem*>(smem_raw);
+
+  const int tid = threadIdx.x;
+  const int chb = tid / G, g = tid % G;
+  const int64_t b = blockIdx.y;
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kChannels + chb;
+  const bool active = c < p.channels;
+  const int64_t cc = active ? c : 0;
+  const int64_t L = p.length;
+  const int64_t lim = active ? L : 0;
+
+  float A2[S], h[S];
+#pragma unroll
+  for (int s = 0; s < S; ++s) {
+    const int n = g * S + s;
+    A2[s] = active && n < p.state ? p.A[c * p.state + n] * kLog2e : 0.f;
+    h[s] = active && h0 && n < p.state ? h0[(b * p.channels + c) * p.state + n] : 0.f;
+  }
+  const float bias = active && p.delta_bias ? p.delta_bias[c] : 0.f;
+  const float dskip = active && p.Dskip ? p.Dskip[c] : 0.f;
+  const bool sp = p.softplus;
+  const T* rows[3] = {static_cast<const T*>(p.u) + b * p.u_bs + cc * p.u_cs,
+                      static_cast<const T*>(p.delta) + b * p.delta_bs + cc * p.delta_cs,
+                      kHasZ ? static_cast<const T*>(p.z) + b * p.z_bs + cc * p.z_cs : nullptr};
+  T* orow = kOutput ? out + b * out_bs + cc * out_cs : nullptr;
+
+  // This thread's B / C copies: copy P = tid + k kSerialThreads is 16-byte piece
+  // P % kRowCopies of shared row P / kRowCopies; rows of states past N read nothing.
+  const T* bc_src[kBcCopies];  // the piece's first element at step 0
+  int bc_dst[kBcCopies];       // its element offset in a buffer
+  int bc_piece[kBcCopies];     // its first step in the tile
+  bool bc_ok[kBcCopies];       // its state exists
+#pragma unroll
+  for (int k = 0; k < kBcCopies; ++k) {
+    const int P = tid + k * kSerialThreads;
+    const int row = P / Smem::kRowCopies, piece = P % Smem::kRowCopies;
+    const int mat = row / kMaxState, s = row % kMaxState / G, gg = row % G;
+    const int n = gg * S + s;
+    const int64_t row_n = n < p.state ? n : 0;
+    const T* base = mat == 0 ? static_cast<const T*>(p.Bm) + b * p.B_bs + row_n * p.B_ns
+                             : static_cast<const T*>(p.Cm) + b * p.C_bs + row_n * p.C_ns;
+    bc_piece[k] = piece * kPer;
+    bc_src[k] = base + bc_piece[k];
+    bc_dst[k] = row * Smem::kBcStride + bc_piece[k];
+    bc_ok[k] = n < p.state;
+  }
+
+  bool reset_flag = false;  // threads < kTile: thread's step of the next tile starts a document
+  auto issue = [&](int stage, int64_t tt) {
+    if (p.aligned && tt + kTile <= L) {  // every copy whole: no bounds
+#pragma unroll
+      for (int r = 0; r < kRows; ++r)
+#pragma unroll
+        for (int j = 0; j < kPieces; ++j) {
+          const T* src = rows[r] + tt + (g * kPieces + j) * 8;
+#pragma unroll
+          for (int v = 0; v < static_cast<int>(sizeof(T)) / 2; ++v)
+            lean::cp_async16(&sm.rows[stage][r][j][tid].v[v], src + v * kPer, active ? 16 : 0);
+        }
+#pragma unroll
+      for (int k = 0; k < kBcCopies; ++k) lean::cp_async16(&sm.bc[stage][bc_dst[k]], bc_src[k] + tt, bc_ok[k] ? 16 : 0);
+    } else {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r)
+#pragma unroll
+        for (int j = 0; j < kPieces; ++j)
+          lean::issue_slice(sm.rows[stage][r][j][tid], rows[r], tt + (g * kPieces + j) * 8, lim, p.aligned);
+#pragma unroll
+      for (int k = 0; k < kBcCopies; ++k)
+        copy16_bounded(&sm.bc[stage][bc_dst[k]], bc_src[k] - bc_piece[k], tt + bc_piece[k], bc_ok[k] ? L : 0,
+                       p.aligned);
+    }
+    lean::cp_async_commit();
+    if (tid < kTile) {
+      const int64_t t = tt + tid;
+      reset_flag = p.starts && t < L && p.starts[b * p.starts_bs + t];
+    }
+  };
+  // After the copies of `issue` landed (every thread's, once the block barrier follows):
+  // the reset flags into masks.
+  auto finish_tile = [&](int buf) {
+    lean::cp_async_wait<0>();
+    if (tid < kTile) {
+      const uint32_t m = __ballot_sync(0xffffffffu, reset_flag);
+      if (tid % 32 == 0) sm.resets[buf][tid / 32] = m;
+    }
+  };
+
+  issue(0, 0);
+  finish_tile(0);
+  __syncthreads();
+  float4* act_row = sm.act[chb];
+  float* yrow = sm.y[chb];
+  int buf = 0;
+  for (int64_t tt = 0; tt < L; tt += kTile, buf ^= 1) {
+    const bool more = tt + kTile < L;
+    if (more) issue(buf ^ 1, tt + kTile);
+    // The reset masks first: their load then waits behind nothing of phase A.
+    uint32_t rw[kWords];
+    uint32_t any_reset = 0;
+#pragma unroll
+    for (int w = 0; w < kWords; ++w) {
+      rw[w] = sm.resets[buf][w];
+      any_reset |= rw[w];
+    }
+    if (saved && active && tt % kChunk == 0) {
+#pragma unroll
+      for (int s = 0; s < S; ++s) saved[chunk_index(p, b, tt / kChunk, c, g * S + s)] = h[s];
+    }
+    // Phase A: (dt, x) of this lane's pieces (steps 8 q .. 8 q + 7, pairs 4 q .. 4 q + 3); 0 past L.
+#pragma unroll
+    for (int j = 0; j < kPieces; ++j) {
+      const int q = g * kPieces + j;
+      float4* slot = act_row + (4 * q + (q >> 1));  // act_slot(4 q + i) = 4 q + q / 2 + i for i < 4
+      const Raw8<T> ru = lean::read_slice(sm.rows[buf][0][j][tid]);
+      const Raw8<T> rd = lean::read_slice(sm.rows[buf][1][j][tid]);
+#pragma unroll
+      for (int i = 0; i < 8; i += 2) {
+        const int t = q * 8 + i;
+        const float dt0 = tt + t < lim ? lean::dt_of(rd.get(i) + bias, sp) : 0.f;
+        const float dt1 = tt + t + 1 < lim ? lean::dt_of(rd.get(i + 1) + bias, sp) : 0.f;
+        slot[i / 2] = make_float4(dt0, dt0 * ru.get(i), dt1, dt1 * ru.get(i + 1));
+      }
+    }
+    __syncwarp();
+    // Phase B: the recurrence, y of step r G + g into yl[r].
+    const T* bcl = sm.bc[buf] + g * Smem::kBcStride;
+    float yl[kTile / G];
+    if (any_reset)
+      recur_wide<Smem, G, kTile, true, kOutput>(h, A2, act_row, g, bcl, rw, yl);
+    else
+      recur_wide<Smem, G, kTile, false, kOutput>(h, A2, act_row, g, bcl, rw, yl);
+    if constexpr (kOutput) {
+      // y_word(r G + g) = y_word(r G) + g: the G lanes store G consecutive words.
+#pragma unroll
+      for (int r = 0; r < kTile / G; ++r) yrow[Smem::y_word(r * G) + g] = yl[r];
+      __syncwarp();
+      // Phase C: y = (y + D u) silu(z) of this lane's pieces.
+#pragma unroll
+      for (int j = 0; j < kPieces; ++j) {
+        const int q = g * kPieces + j;
+        const float* yq = yrow + Smem::y_word(8 * q);  // steps 8 q .. 8 q + 7: consecutive words
+        const float4 y0 = *reinterpret_cast<const float4*>(yq);
+        const float4 y1 = *reinterpret_cast<const float4*>(yq + 4);
+        const float yv[8] = {y0.x, y0.y, y0.z, y0.w, y1.x, y1.y, y1.z, y1.w};
+        const Raw8<T> ru = lean::read_slice(sm.rows[buf][0][j][tid]);
+        Raw8<T> rz;
+        if constexpr (kHasZ) rz = lean::read_slice(sm.rows[buf][2][j][tid]);
+        float ov[8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          float y = fmaf(dskip, ru.get(i), yv[i]);
+          if constexpr (kHasZ) {
+            const float zz = rz.get(i);
+            y *= zz * lean::sigmoid(zz);
+          }
+          ov[i] = y;
         }
         store_row8(orow, tt + q * 8, lim, p.aligned, ov);
       }

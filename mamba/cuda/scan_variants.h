@@ -41,7 +41,8 @@ enum class ScanVariant : int {
   // one; kLean's backward.
   kDefault = 8,
   // The single-pass forward with G = 8 and 16 lanes per channel (2 and 1 states per
-  // lane): 2x and 4x the warps of G = 4 at the same rows, for ~2,500-14,000 rows.
+  // lane): 2x and 4x the warps of G = 4 at the same rows; the default runs G = 16 from
+  // 2,560 rows, G = 8 from 5,632 (default_fwd_serial_lanes).
   kSerial8 = 9,
   kSerial16 = 10,
   // Chunk summaries as kPipelined's first pass, then the outputs by the single-pass kernel

@@ -69,25 +69,29 @@ Family serial_family(int lanes) {
 
 // The default forward's kernel by batch x channel rows: the serial forward with `lanes`
 // lanes per channel from `min_rows` (the first entry that applies), chunk-parallel below.
-// Measured (H200, `bench_scan 5 crossover`, bf16, ~2^20 tokens of 512 channels,
-// 2026-11-29, commit of this rule's kernels): forward ms chunked (pipelined) / serial
-// G = 16 / G = 8 / G = 4 at
-//    2,048 rows 8.94 / 9.75 / 12.81 / 29.78     3,072 rows 9.27 / 8.18 / 10.56 / 20.23
-//    4,096 rows 8.87 / 7.82 / 7.54 / 15.20      5,120 rows 9.28 / 9.02 / 7.54 / 13.08
-//    6,144 rows 9.19 / 7.87 / 6.27 / 10.87      8,192 rows 8.82 / 7.75 / 5.87 / 8.26
-//   10,240 rows 9.21 / 7.59 / 6.77 / 7.38      16,384 rows 8.75 / 7.68 / 5.78 / 5.32
-//   32,768 rows 8.67 / 7.57 / 5.67 / 4.75
-// and 4 x 1,024 x 32,768 (the d512 model, 4,096 rows) 2.31 / 1.99 / 1.92 / 3.80, 8 x 1,536 x
-// 32,768 (12,288 rows) 6.59 / 5.82 / 4.57 / 4.64. Each switch sits halfway between the two
-// measured row counts on either side of it. Below ~2,500 rows a walk along L is
-// latency-bound (its time halves as the rows double) and the chunk-parallel kernels win;
-// more lanes per channel give more warps at the same rows but more instructions per
-// (channel, step), so each G wins in its own range.
+// Measured (H200, `bench_scan 10 crossover`, bf16, ~2^20 tokens of 512 channels,
+// 2026-11-29, G = 8 / 16 by fwd_serial_wide_kernel): forward ms chunked (pipelined) /
+// serial G = 16 / G = 8 / G = 4 at
+//    2,048 rows 8.96 / 7.87 / 12.09 / 30.21     3,072 rows 9.27 / 6.36 / 9.84 / 20.19
+//    4,096 rows 8.88 / 5.72 / 6.79 / 15.02      5,120 rows 9.22 / 6.94 / 7.48 / 13.14
+//    6,144 rows 9.21 / 6.36 / 6.29 / 10.94      8,192 rows 8.79 / 5.66 / 4.83 / 8.23
+//   10,240 rows 9.16 / 6.03 / 5.91 / 7.39      16,384 rows 8.73 / 5.55 / 4.73 / 5.30
+//   32,768 rows 8.62 / 5.46 / 4.62 / 4.72
+// and 4 x 1,024 x 32,768 (the d512 model, 4,096 rows) 2.29 / 1.46 / 1.71 / 3.72, 8 x 1,536 x
+// 32,768 (12,288 rows) 6.54 / 4.22 / 3.84 / 4.59. Each switch sits halfway between the two
+// measured row counts on either side of it; below 2,560 rows the default for sequences of
+// 32,768 steps or more is the segmented forward (2,048 rows: 7.73 ms, against 7.87 for
+// G = 16). G = 8 beats G = 4 up to the largest count measured (32,768 rows), by 11% at
+// 16,384 and 2% at 32,768: G = 4 from 49,152 rows is an extrapolation of that trend, not a
+// measurement. Below ~2,500 rows a walk along L is latency-bound (its time halves as the
+// rows double) and the chunk-parallel kernels win; more lanes per channel give more warps
+// at the same rows but more instructions per (channel, step), so each G wins in its own
+// range.
 struct SerialRule {
   int64_t min_rows;
   int lanes;
 };
-constexpr SerialRule kSerialRules[] = {{14336, 4}, {3584, 8}, {2560, 16}};
+constexpr SerialRule kSerialRules[] = {{49152, 4}, {5632, 8}, {2560, 16}};
 
 // The segmented forward, for the shapes the rule above leaves chunked (fewer than 2,560
 // rows: one or a few long sequences). The chunk summaries and their combine give the state
@@ -96,8 +100,9 @@ constexpr SerialRule kSerialRules[] = {{14336, 4}, {3584, 8}, {2560, 16}};
 // number of chunks and starts from its chunk-start state) as if they were separate rows:
 // enough rows for its fastest regime instead of the chunked output pass. The exponentials
 // are still computed twice (summaries, outputs), but the second pass runs at the
-// single-pass kernel's rate (4.75 ms per 2^20 tokens at 32,768 rows) instead of the chunked
-// output kernel's (~6 ms). Used from kSegmentedMinLength steps (at least 64 chunks), so
+// single-pass kernel's rate (4.75 ms per 2^20 tokens at 32,768 rows with the G = 4 it ran
+// when measured; G = 8 by the rule above now, 4.62 ms) instead of the chunked output
+// kernel's (~6 ms). Used from kSegmentedMinLength steps (at least 64 chunks), so
 // that the segments are long next to the tiles the single-pass kernel walks.
 constexpr int64_t kSegmentRows = 32768;
 constexpr int64_t kSegmentedMinLength = 64 * kChunk;
@@ -211,30 +216,60 @@ dim3 fwd_grid(const Params& p, int64_t chunks) {
 
 unsigned state_blocks(const Params& p) { return blocks_for(p.batch * p.channels * kMaxState, 256); }
 
+template <class Kernel>
+void serial_kernel_setup(Kernel kernel, int smem) {
+  GM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  GM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                     cudaSharedmemCarveoutMaxShared));
+}
+
+// The wide single-pass kernel (G = 8, 16) with tiles of 8 G kTileMul steps.
+template <class T, int G, int kTileMul, bool kOutput, bool kHasZ>
+void launch_serial_wide(CudaContext& c, const Params& p, const float* h0, T* o, int64_t o_bs, int64_t o_cs,
+                        float* hl, float* saved, const dim3& grid) {
+  auto kernel = scan::serial::fwd_serial_wide_kernel<T, G, kTileMul, kOutput, kHasZ, 4>;
+  const int smem =
+      static_cast<int>(sizeof(scan::serial::WideSmem<T, G, scan::serial::wide_tile(G, kTileMul)>));
+  serial_kernel_setup(kernel, smem);
+  kernel<<<grid, scan::serial::kSerialThreads, smem, c.stream()>>>(p, h0, o, o_bs, o_cs, hl, saved);
+  GM_CUDA_CHECK_LAUNCH();
+}
+
 // The single-pass forward with G lanes per channel: y (kOutput), h_last and `saved` (each
 // may be null).
 template <class T, int G, bool kOutput, bool kHasZ>
 void launch_serial_g(CudaContext& c, const Params& p, const float* h0, T* o, int64_t o_bs, int64_t o_cs, float* hl,
                      float* saved) {
-  // Blocks per SM the registers are sized for, so that a whole row-3 grid (64 x 512
-  // channels: 1,024 blocks of G = 4, 7.8 per SM) is resident at once; shared memory (27 KB
-  // per block in bf16) allows 8. G = 4 then gets 64 registers (ptxas: 8-24 bytes of
-  // spills, outside the step loop) and measured fastest of the three: 4.86 ms at row 3
-  // against 5.13 (G = 2) and 7.94 (G = 1), 4.64 ms at row 4 against 6.00 and 10.71.
-  // G = 8 and 16 are for ~2,500-14,000 rows (224-896 blocks of G = 8, 320-448 of G = 16):
-  // 4 blocks per SM, 128 registers, enough for much of a tile's loads and exponentials to
-  // be issued early.
-  constexpr int kMinBlocks = G == 4 ? 8 : G == 2 ? 4 : G == 1 ? 2 : 4;
-  auto kernel = scan::serial::fwd_serial_kernel<T, G, kOutput, kHasZ, kMinBlocks>;
-  const int smem = static_cast<int>(sizeof(scan::serial::SerialSmem<T, G>));
-  GM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  GM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                     cudaSharedmemCarveoutMaxShared));
   constexpr int kChannels = scan::serial::kSerialThreads / G;
   require(p.batch <= 65535, "selective_scan_fwd", "the serial forward takes at most 65535 batch rows");
   const dim3 grid(static_cast<unsigned>((p.channels + kChannels - 1) / kChannels), static_cast<unsigned>(p.batch));
-  kernel<<<grid, scan::serial::kSerialThreads, smem, c.stream()>>>(p, h0, o, o_bs, o_cs, hl, saved);
-  GM_CUDA_CHECK_LAUNCH();
+  if constexpr (G >= 8) {
+    // G = 16 and 8 are for ~2,500-49,000 rows (320-704 blocks of G = 16, 352-3,072 of
+    // G = 8): 4 blocks per SM, 128 registers. 255 registers (2 blocks per SM) gave nothing
+    // with the first G = 8 kernel at 4,096 rows (7.48 -> 7.42 ms) and lost with f32 B / C
+    // in shared memory (8.12 -> 9.49 ms, spills around the copies). G = 8 takes 128-step
+    // tiles when the grid is one wave of at most 3 blocks per SM (67 KB of shared memory per
+    // block in bf16): at 4,096 rows they measured 16% faster than 64-step tiles in that f32
+    // B / C version (9.49 -> 8.00 ms); 64-step tiles otherwise (35 KB, 4 blocks per SM).
+    if constexpr (G == 8) {
+      const int64_t blocks = static_cast<int64_t>(grid.x) * grid.y;
+      if (blocks <= 3 * static_cast<int64_t>(c.sm_count()))
+        return launch_serial_wide<T, G, 2, kOutput, kHasZ>(c, p, h0, o, o_bs, o_cs, hl, saved, grid);
+    }
+    launch_serial_wide<T, G, 1, kOutput, kHasZ>(c, p, h0, o, o_bs, o_cs, hl, saved, grid);
+  } else {
+    // Blocks per SM the registers are sized for, so that a whole row-3 grid (64 x 512
+    // channels: 1,024 blocks of G = 4, 7.8 per SM) is resident at once; shared memory (27 KB
+    // per block in bf16) allows 8. G = 4 then gets 64 registers (ptxas: 8-24 bytes of
+    // spills, outside the step loop) and measured fastest of the three: 4.86 ms at row 3
+    // against 5.13 (G = 2) and 7.94 (G = 1), 4.64 ms at row 4 against 6.00 and 10.71.
+    constexpr int kMinBlocks = G == 4 ? 8 : G == 2 ? 4 : 2;
+    auto kernel = scan::serial::fwd_serial_kernel<T, G, kOutput, kHasZ, kMinBlocks>;
+    const int smem = static_cast<int>(sizeof(scan::serial::SerialSmem<T, G>));
+    serial_kernel_setup(kernel, smem);
+    kernel<<<grid, scan::serial::kSerialThreads, smem, c.stream()>>>(p, h0, o, o_bs, o_cs, hl, saved);
+    GM_CUDA_CHECK_LAUNCH();
+  }
 }
 
 template <class T, bool kOutput, bool kHasZ>
