@@ -6,18 +6,22 @@
 // summed over a block's 32 channels into part_bc, dA / dDskip / ddelta_bias per
 // (batch, chunk)); every sum in a fixed order, no atomics.
 //
-// Why it is laid out this way (row 2, 8 x 512 x 131,072, H200, bench/RESULTS.md "Backward
-// main kernel"): the previous version (16-step sub-chunks, a[16][4] and hb[16][4] in 255
-// registers, the 32 sub-chunk checkpoints in 64 KB of shared memory) ran 8 warps per SM,
-// IPC 1.66, 10.8e9 warp instructions: 25.0 ms. This one: 12 warps per SM, 9.9e9
-// instructions, 20.3 ms, held by the shared-memory pipe (L1/TEX throughput 82%, 3.9e9
-// shared wavefronts; a 16-byte load costs 4 wavefronts even when 8 lanes share its
-// address, as the per-step B / C loads do).
+// Why it is laid out this way (row 2, 8 x 512 x 131,072, H200, bench/RESULTS.md "backward
+// main kernel, 12 warps per SM"): the previous version (16-step sub-chunks, a[16][4] and
+// hb[16][4] in 255 registers, the 32 sub-chunk checkpoints in 64 KB of shared memory) ran
+// 8 warps per SM, IPC 1.66, 10.8e9 warp instructions: 25.0 ms. This one's first form: 12
+// warps per SM, 9.9e9 instructions, 20.3 ms, held by the shared-memory pipe (L1/TEX
+// throughput 82%, 3.9e9 shared wavefronts; a shared load costs one wavefront per 4 bytes
+// per thread, a 16-byte load 4, even when 8 lanes share its address, as the per-step B / C
+// loads do). Now, with B / C as bf16 in shared memory, conflict-free staging and a lane's
+// output values kept in registers: 3.0e9 wavefronts, 10.9e9 instructions, IPC 2.24,
+// L1/TEX 71%: 18.7 ms, no longer held by one pipe but by latency at 3 warps per scheduler
+// (stalls per issue: wait 1.1, short scoreboard 1.1, not selected 0.7).
 // - Occupancy. Sub-chunks of 8 steps halve the decays and states held per lane, and the
 //   state before each sub-chunk goes to a global scratch slot of the block (128 KB,
 //   written once in phase 1, read once in phase 2 by cp.async.cg, mostly from L2: the
 //   kernel's DRAM traffic grows from 12.7 to 21 GB at row 2) instead of shared memory:
-//   ~53 KB of shared memory and 168 registers per 128-thread block. The grid is
+//   ~50 KB of shared memory and 168 registers per 128-thread block. The grid is
 //   persistent (one block per resident slot, walking (batch, group, chunk) items), so the
 //   scratch is sm_count x 3 slots (~51 MB), not one per chunk.
 // - Per-sub-chunk overhead. With 8-step sub-chunks the fixed work per sub-chunk counts
@@ -35,16 +39,19 @@
 //   (checkpoints), phase 2 walks the sub-chunks backwards, recomputing the 8 decays and
 //   states of one and running the reverse recurrence over them.
 // - The per-step values of a channel (dt, dt u, dy, ...) are computed once, each lane
-//   doing 2 of the 8 steps (softplus and its derivative from one exponential), and shared
-//   through shared memory; the lane's 2 steps of u, delta, dout, z (and its checkpoint)
-//   are copied by cp.async into two-slot rings one sub-chunk ahead (loads into registers
-//   were delayed by the compiler to their use: Nsight Compute showed long-scoreboard
-//   stalls in the thread-per-channel kernels).
+//   doing 2 of the 8 steps (softplus and its derivative from one exponential); those the
+//   other lanes and the dB / dC sums need (dt, dt u, dy) are shared through shared memory,
+//   the rest stay in the lane's registers for its outputs (the butterfly below ends with
+//   the lane holding the sums of the same 2 steps). The lane's 2 steps of u, delta, dout,
+//   z (and its checkpoint) are copied by cp.async into two-slot rings one sub-chunk ahead
+//   (loads into registers were delayed by the compiler to their use: Nsight Compute showed
+//   long-scoreboard stalls in the thread-per-channel kernels).
 // - Sums over a channel's 16 states (dx = sum dh B, ddelta's sum A dh a h, y = sum C h):
 //   three multiply-adds per state in the lane, then one transposed butterfly over the 4
 //   lanes and 8 steps (lane q ends with steps 2q and 2q + 1, the two it staged).
 // B, C (and the reset flags, as a bit mask) of the next sub-chunk are staged into
-// double-buffered shared memory while the current one is worked on.
+// double-buffered shared memory while the current one is worked on (as bf16 when the
+// inputs are: see BcTile).
 #pragma once
 
 #include "mamba/cuda/scan_bwd.cuh"
@@ -61,7 +68,11 @@ constexpr int kMainThreads = kMainChannels * kLanes;       // 128
 constexpr int kMainBlocksPerSm = 3;
 constexpr int kStep = 8;                                   // steps per sub-chunk
 constexpr int kSubsPerChunk = kChunk / kStep;              // 64: checkpoints per chunk (scratch slot)
-constexpr int kStagePitch = kStep + 4;                     // padded: a warp's 8 channels hit distinct banks
+// Unpadded: a half-warp's 8-byte staging stores and output loads (4 channels x 4 lanes x
+// 2 steps) cover the 32 banks once. The padded pitch of 12 floats put channels c and c + 3
+// on 4 common banks (2 of 4 half-warp rows conflicting, ~26 extra wavefronts per warp and
+// sub-chunk, by count). Measured alone (row 2, fwd+bwd): 30.03 -> 29.53 ms.
+constexpr int kStagePitch = kStep;
 // Channels 16..31 of a stage row start 8 floats later, so that the reducers' two channel
 // halves read distinct banks.
 constexpr int kStageHalf = 16 * kStagePitch + 8;
@@ -76,9 +87,13 @@ static_assert(kMainThreads == 2 * (kMaxState / 4) * kStep * 2, "reducer: dB/dC x
 
 __device__ __forceinline__ int stage_row(int ch) { return ch * kStagePitch + (ch >= 16 ? 8 : 0); }
 
-// Per-step values of a channel, staged in shared memory. kQdl: dt log2(e) (the decay is
-// 2^(dl A); dA is summed with dl and scaled by ln 2 once).
-enum StageQuantity { kQdl = 0, kQx, kQdy, kQu, kQdtg, kQgz, kStageQuantities };
+// Per-step values of a channel. kQdl: dt log2(e) (the decay is 2^(dl A); dA is summed with
+// dl and scaled by ln 2 once). The first kStaged go to shared memory (read by the channel's
+// other lanes and the dB / dC sums); u, d dt / d raw and the z gate factor only feed the
+// lane's own outputs and stay in registers: storing and reloading them (and reloading dl,
+// dy) cost 16 wavefronts per warp and sub-chunk. Measured (row 2, fwd+bwd): 28.72 -> 28.44
+// ms with the bf16 tile; nothing without it (29.53 -> 29.52: that build spilled 8 bytes).
+enum StepQuantity { kQdl = 0, kQx, kQdy, kStaged, kQu = kStaged, kQdtg, kQgz, kStepQuantities };
 
 // 2 steps of one row as stored: 4 bytes of bf16, 8 of f32.
 template <class T>
@@ -87,11 +102,64 @@ struct Slot2 {
 };
 enum RingRow { kRu = 0, kRd, kRg, kRz, kRingRows };
 
+// B and C of a staged sub-chunk, read by every lane each step: lane q loads the 4 states
+// 4q .. 4q + 3 of B (phase 1, recompute) or of B and C (reverse). The 4 lanes of a channel
+// share those addresses with the warp's 7 other channels, but a shared-memory load costs one
+// wavefront per 4 bytes per thread whatever the broadcast (a 16-byte load 4 wavefronts):
+// as f32 these loads were 128 of the ~460 wavefronts per warp and sub-chunk.
+template <class T>
+struct BcTile;
+template <>
+struct BcTile<float> {
+  float v[2][2][kStep][kMaxState];  // [buffer][B or C][step][state]
+  __device__ __forceinline__ float4 b(int buf, int i, int q) const { return ld4(v[buf][0][i] + 4 * q); }
+  __device__ __forceinline__ void bc(int buf, int i, int q, float4& bq, float4& cq) const {
+    bq = ld4(v[buf][0][i] + 4 * q);
+    cq = ld4(v[buf][1][i] + 4 * q);
+  }
+  // Steps step0 .. step0 + 3 of state n of B (m = 0) or C (m = 1).
+  __device__ __forceinline__ void put4(int buf, int m, int n, int step0, const Raw4<float>& r) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) v[buf][m][step0 + j][n] = r.get(j);
+  }
+};
+// bf16 inputs stay bf16 here (exact: the f32 values are the same), 16 bytes per step and
+// state quad holding its 4 B then its 4 C: B alone is one 8-byte load (2 wavefronts instead
+// of 4), B and C one 16-byte load (4 instead of 8): 64 fewer wavefronts per warp and
+// sub-chunk, for one integer instruction per value to widen it (instructions +9%).
+// Measured (row 2, fwd+bwd, with the unpadded staging): 29.53 -> 28.72 ms.
+// Steps 4..7 start one row (64 bytes) later, so that the stager's 2-byte stores of steps j
+// and 4 + j (the two lanes of a state) fall on different banks.
+template <>
+struct BcTile<bf16_t> {
+  uint4 v[2][kStep + 1][kLanes];  // [buffer][row(step)][state quad]
+  __device__ __forceinline__ static constexpr int row(int i) { return i + (i >= 4 ? 1 : 0); }
+  __device__ __forceinline__ static float lo(uint32_t w) { return __uint_as_float(w << 16); }
+  __device__ __forceinline__ static float hi(uint32_t w) { return __uint_as_float(w & 0xffff0000u); }
+  __device__ __forceinline__ float4 b(int buf, int i, int q) const {
+    const uint2 w = *reinterpret_cast<const uint2*>(&v[buf][row(i)][q]);
+    return make_float4(lo(w.x), hi(w.x), lo(w.y), hi(w.y));
+  }
+  __device__ __forceinline__ void bc(int buf, int i, int q, float4& bq, float4& cq) const {
+    const uint4 w = v[buf][row(i)][q];
+    bq = make_float4(lo(w.x), hi(w.x), lo(w.y), hi(w.y));
+    cq = make_float4(lo(w.z), hi(w.z), lo(w.w), hi(w.w));
+  }
+  __device__ __forceinline__ void put4(int buf, int m, int n, int step0, const Raw4<bf16_t>& r) {
+    uint16_t* const base = reinterpret_cast<uint16_t*>(&v[buf][0][n / 4]) + 4 * m + n % 4;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t w = j < 2 ? r.r.x : r.r.y;
+      base[row(step0 + j) * (kLanes * 8)] = static_cast<uint16_t>(j % 2 ? w >> 16 : w);
+    }
+  }
+};
+
 template <class T>
 struct MainSmem {
   float red[2][kStep][kRedPlane];                         // [dh or h][step][channel * 16 + state]
-  float stage[kStageQuantities][kStageRow];               // [quantity][stage_row(channel) + step]
-  float tile[2][2][kStep][kMaxState];                     // [buffer][B or C][step][state]
+  float stage[kStaged][kStageRow];                        // [quantity][stage_row(channel) + step]
+  BcTile<T> tile;                                         // B, C of the staged sub-chunk (2 buffers)
   float4 ckpt[2][kMainThreads];                           // state before the sub-chunk, from scratch
   // Row pointers of the item (at its first step), looked up instead of recomputed from
   // 64-bit strides every sub-chunk: B / C rows of the staging threads (null: none), du /
@@ -255,8 +323,7 @@ struct MainStager {
     const int tid = threadIdx.x;
     if (tid < 4 * kMaxState) {
       const int m = tid / (2 * kMaxState), n = (tid / 2) % kMaxState, half = tid % 2;
-#pragma unroll
-      for (int j = 0; j < 4; ++j) s.tile[buf][m][half * 4 + j][n] = v.get(j);
+      s.tile.put4(buf, m, n, half * 4, v);
     }
     if (tid < 32) {
       const uint32_t mask = __ballot_sync(0xffffffffu, reset);
@@ -267,9 +334,9 @@ struct MainStager {
 
 // 8 forward steps of a lane's 4 states (phase 1: only the end state is kept). dls holds
 // dt log2(e) per step, so that a = 2^(dl A).
-template <bool kResets>
+template <bool kResets, class T>
 __device__ __forceinline__ void forward8(float (&h)[4], const float (&An)[4], const float* dls, const float* xs,
-                                         const float (*Bt)[kMaxState], int own, uint32_t resets) {
+                                         const BcTile<T>& tile, int buf, int q, uint32_t resets) {
 #pragma unroll
   for (int i4 = 0; i4 < kStep / 4; ++i4) {
     const float4 d4 = ld4(dls + 4 * i4), x4 = ld4(xs + 4 * i4);
@@ -277,7 +344,7 @@ __device__ __forceinline__ void forward8(float (&h)[4], const float (&An)[4], co
     for (int ii = 0; ii < 4; ++ii) {
       const int i = 4 * i4 + ii;
       const float dl = get4(d4, ii), x = get4(x4, ii);
-      const float4 bq = ld4(Bt[i] + own);
+      const float4 bq = tile.b(buf, i, q);
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         float a = ex2_approx(dl * An[r]);
@@ -289,9 +356,9 @@ __device__ __forceinline__ void forward8(float (&h)[4], const float (&An)[4], co
 }
 
 // 8 forward steps from hs, keeping every decay a[i] and state hb[i] (= h after step i).
-template <bool kResets>
+template <bool kResets, class T>
 __device__ __forceinline__ void recompute8(const float* hs, const float (&An)[4], const float* dls,
-                                           const float* xs, const float (*Bt)[kMaxState], int own, uint32_t resets,
+                                           const float* xs, const BcTile<T>& tile, int buf, int q, uint32_t resets,
                                            float (&a)[kStep][4], float (&hb)[kStep][4]) {
   const float4 h4 = ld4(hs);
   float h[4] = {h4.x, h4.y, h4.z, h4.w};
@@ -302,7 +369,7 @@ __device__ __forceinline__ void recompute8(const float* hs, const float (&An)[4]
     for (int ii = 0; ii < 4; ++ii) {
       const int i = 4 * i4 + ii;
       const float dl = get4(d4, ii), x = get4(x4, ii);
-      const float4 bq = ld4(Bt[i] + own);
+      const float4 bq = tile.b(buf, i, q);
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         float ai = ex2_approx(dl * An[r]);
@@ -435,9 +502,9 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
       __syncwarp();
       const uint32_t resets = s.resets[buf];
       if (resets == 0)
-        forward8<false>(h, An, st_dl, st_x, s.tile[buf][0], own, resets);
+        forward8<false>(h, An, st_dl, st_x, s.tile, buf, q, resets);
       else
-        forward8<true>(h, An, st_dl, st_x, s.tile[buf][0], own, resets);
+        forward8<true>(h, An, st_dl, st_x, s.tile, buf, q, resets);
       if (j + 1 < subs) stager.store(s, buf ^ 1);
       __syncthreads();
     }
@@ -469,8 +536,8 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
       Raw2<T> rz;
       if constexpr (kHasZ) rz = read_slice2(s.ring[kRz][buf][tid]);
       if (j > 0) issue(buf ^ 1, ts - kStep, true, j - 1);
+      float v[kStepQuantities][2];  // this lane's 2 steps; the last ones read again by its outputs
       {
-        float v[kStageQuantities][2];
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
           const bool valid = ts + mine + i < lim;
@@ -493,7 +560,7 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
           v[kQgz][i] = gz;
         }
 #pragma unroll
-        for (int m = 0; m < kStageQuantities; ++m) st2(s.stage[m] + srow + mine, v[m][0], v[m][1]);
+        for (int m = 0; m < kStaged; ++m) st2(s.stage[m] + srow + mine, v[m][0], v[m][1]);
       }
       __syncwarp();
       const uint32_t resets = s.resets[buf];
@@ -502,9 +569,9 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
       // than held in 4 registers through the reverse walk.
       const float* hs = reinterpret_cast<const float*>(&s.ckpt[buf][tid]);
       if (resets == 0)
-        recompute8<false>(hs, An, st_dl, st_x, s.tile[buf][0], own, resets, a, hb);
+        recompute8<false>(hs, An, st_dl, st_x, s.tile, buf, q, resets, a, hb);
       else
-        recompute8<true>(hs, An, st_dl, st_x, s.tile[buf][0], own, resets, a, hb);
+        recompute8<true>(hs, An, st_dl, st_x, s.tile, buf, q, resets, a, hb);
 
       // Reverse recurrence; per step this lane's partial sums over its 4 states:
       // ps[.][0] = sum A dh a h_{t-1}, [1] = sum dh B, [2] = sum C h.
@@ -516,7 +583,8 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
         for (int ii = 3; ii >= 0; --ii) {
           const int i = 4 * half + ii;
           const float dl = get4(dl4, ii), dy = get4(dy4, ii);
-          const float4 bq = ld4(s.tile[buf][0][i] + own), cq = ld4(s.tile[buf][1][i] + own);
+          float4 bq, cq;
+          s.tile.bc(buf, i, q, bq, cq);
           float4 hs4;
           if (i == 0) hs4 = ld4(hs);
           float sq = 0.f, sb = 0.f, sc = 0.f, dh4[4];
@@ -567,11 +635,11 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
         }
         if (ts + mine < lim) {
           const bool both = ts + mine + 1 < lim;
-          const float2 dl2 = *reinterpret_cast<const float2*>(st_dl + mine);
-          const float2 dy2 = *reinterpret_cast<const float2*>(st_dy + mine);
-          const float2 u2 = *reinterpret_cast<const float2*>(s.stage[kQu] + srow + mine);
-          const float2 dtg2 = *reinterpret_cast<const float2*>(s.stage[kQdtg] + srow + mine);
-          const float2 gz2 = *reinterpret_cast<const float2*>(s.stage[kQgz] + srow + mine);
+          const float2 dl2 = make_float2(v[kQdl][0], v[kQdl][1]);
+          const float2 dy2 = make_float2(v[kQdy][0], v[kQdy][1]);
+          const float2 u2 = make_float2(v[kQu][0], v[kQu][1]);
+          const float2 dtg2 = make_float2(v[kQdtg][0], v[kQdtg][1]);
+          const float2 gz2 = make_float2(v[kQgz][0], v[kQgz][1]);
           float du2[2], dd2[2], dz2[2];
 #pragma unroll
           for (int k2 = 0; k2 < 2; ++k2) {
