@@ -403,10 +403,17 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
 // L1 / shared pipe 56% -> 42% busy, but still 3.9 cycles between a warp's issues: 11% of
 // the stall samples now wait on reloads of values ptxas spilled at 128 registers (the B / C
 // copies' shared offsets, the lane's step offsets of phase A's bounds tests, the y row's
-// address), reloaded once per tile just before their use.
+// address), reloaded once per tile just before their use. Hence, second: phase A as
+// straight-line code (wide_phase_a) and the per-tile offsets derived from an opaque thread
+// index (opaque_index), 10-11% fewer instructions per warp and tile (ptxas); measured (same
+// GPU, `bench_scan 10 N default`, old and new library in the same run): 8 x 512 x 131,072
+// (G = 16) 5.76 -> 5.36 ms, 64 x 512 x 16,384 (G = 8) 4.66 -> 4.25, 8 x 1,536 x 32,768 (G = 8)
+// 3.83 -> 3.37.
 template <class T, int G, int kTile>
 struct WideSmem {
   static_assert(G == 8 || G == 16, "the wide kernel has 1 or 2 states per lane");
+  using Elem = T;
+  static constexpr int kLanes = G;
   static constexpr int S = kMaxState / G;                             // states per lane
   static constexpr int kChannels = kSerialThreads / G;
   static constexpr int kPieces = kTile / 8 / G;                       // 8-step pieces per lane
@@ -525,6 +532,58 @@ __device__ __forceinline__ void recur_wide(float (&h)[kMaxState / G], const floa
   }
 }
 
+// The thread index as a value the compiler cannot treat as loop-invariant (an empty
+// volatile asm "changes" it where it is read): what the tile loop derives from it (channel,
+// lane, row addresses, shared-memory offsets) is recomputed where used, a few integer
+// instructions per tile, instead of being held across the recurrence. Held, ptxas spilled
+// those values at 128 registers and reloaded them from local memory right before their use
+// once per tile: 11% of the stall samples of the G = 8 kernel (Nsight Compute, row 2).
+// (The range is restated for the compiler: a signed index of unknown sign turned every
+// division by G and by the copy counts into a shift with sign corrections.)
+__device__ __forceinline__ int opaque_index(int v) {
+  asm volatile("" : "+r"(v));
+  __builtin_assume(v >= 0 && v < kSerialThreads);
+  return v;
+}
+
+// Phase A of the wide kernel for thread t: (dt, x) of its kPieces 8-step pieces (steps
+// 8 q .. 8 q + 7, pairs 4 q .. 4 q + 3) into its channel's (dt, x) row. Straight-line code:
+// softplus on or off and the bounds are decided once per tile by the caller. Before, a
+// bounds test per step on the 64-bit step index (and the softplus flag tested per step)
+// cut the 8 steps into 8 branches (ptxas: ~270 instructions per lane and tile for phase A
+// with its bounds tests, ~175 now), each waiting out its own two exponentials' latency. kBounded: steps of the tile from rem on get dt = x = 0 (the states stay as
+// they are, 2^0 = 1 exactly); the same operations as fwd_serial_kernel otherwise, so the
+// states stay bitwise those of the narrow kernel.
+template <bool kSp, bool kBounded, class Smem>
+__device__ __forceinline__ void wide_phase_a(Smem& sm, int buf, int t, float bias, int rem) {
+  using T = typename Smem::Elem;
+  constexpr int G = Smem::kLanes;
+  constexpr int kPieces = Smem::kPieces;
+  const int ch = t / G, g = t % G;
+  float4* act_row = sm.act[ch];
+#pragma unroll
+  for (int j = 0; j < kPieces; ++j) {
+    const int q = g * kPieces + j;
+    float4* slot = act_row + (4 * q + (q >> 1));  // act_slot(4 q + i) = 4 q + q / 2 + i for i < 4
+    const Raw8<T> ru = lean::read_slice(sm.rows[buf][0][j][t]);
+    const Raw8<T> rd = lean::read_slice(sm.rows[buf][1][j][t]);
+#pragma unroll
+    for (int i = 0; i < 8; i += 2) {
+      const int s = q * 8 + i;
+      float dt0 = rd.get(i) + bias, dt1 = rd.get(i + 1) + bias;
+      if constexpr (kSp) {
+        dt0 = lean::softplus(dt0);
+        dt1 = lean::softplus(dt1);
+      }
+      if constexpr (kBounded) {
+        dt0 = s < rem ? dt0 : 0.f;
+        dt1 = s + 1 < rem ? dt1 : 0.f;
+      }
+      slot[i / 2] = make_float4(dt0, dt0 * ru.get(i), dt1, dt1 * ru.get(i + 1));
+    }
+  }
+}
+
 // The serial forward for G = 8, 16 (see the top of this file and WideSmem). Grid:
 // (ceil(D / (kSerialThreads / G)), B). Dynamic shared memory: sizeof(WideSmem<T, G,
 // wide_tile(G, kTileMul)>). `saved` and h_last: bitwise those of fwd_serial_kernel (the same
@@ -546,52 +605,65 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
   Smem& sm = *reinterpret_cast<Smem*>(smem_raw);
 
   const int tid = threadIdx.x;
-  const int chb = tid / G, g = tid % G;
   const int64_t b = blockIdx.y;
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * kChannels + chb;
-  const bool active = c < p.channels;
-  const int64_t cc = active ? c : 0;
+  const int64_t c_first = static_cast<int64_t>(blockIdx.x) * kChannels;  // the block's first channel
   const int64_t L = p.length;
-  const int64_t lim = active ? L : 0;
 
   float A2[S], h[S];
+  float bias = 0.f, dskip = 0.f;
+  {
+    const int g = tid % G;
+    const int64_t c = c_first + tid / G;
+    const bool active = c < p.channels;
 #pragma unroll
-  for (int s = 0; s < S; ++s) {
-    const int n = g * S + s;
-    A2[s] = active && n < p.state ? p.A[c * p.state + n] * kLog2e : 0.f;
-    h[s] = active && h0 && n < p.state ? h0[(b * p.channels + c) * p.state + n] : 0.f;
+    for (int s = 0; s < S; ++s) {
+      const int n = g * S + s;
+      A2[s] = active && n < p.state ? p.A[c * p.state + n] * kLog2e : 0.f;
+      h[s] = active && h0 && n < p.state ? h0[(b * p.channels + c) * p.state + n] : 0.f;
+    }
+    if (active && p.delta_bias) bias = p.delta_bias[c];
+    if (active && p.Dskip) dskip = p.Dskip[c];
   }
-  const float bias = active && p.delta_bias ? p.delta_bias[c] : 0.f;
-  const float dskip = active && p.Dskip ? p.Dskip[c] : 0.f;
-  const bool sp = p.softplus;
-  const T* rows[3] = {static_cast<const T*>(p.u) + b * p.u_bs + cc * p.u_cs,
-                      static_cast<const T*>(p.delta) + b * p.delta_bs + cc * p.delta_cs,
-                      kHasZ ? static_cast<const T*>(p.z) + b * p.z_bs + cc * p.z_cs : nullptr};
-  T* orow = kOutput ? out + b * out_bs + cc * out_cs : nullptr;
-
-  // This thread's B / C copies: copy P = tid + k kSerialThreads is 16-byte piece
-  // P % kRowCopies of shared row P / kRowCopies; rows of states past N read nothing.
-  const T* bc_src[kBcCopies];  // the piece's first element at step 0
-  int bc_dst[kBcCopies];       // its element offset in a buffer
-  int bc_piece[kBcCopies];     // its first step in the tile
-  bool bc_ok[kBcCopies];       // its state exists
+  // The thread's global rows, held across the loop (64-bit pointers: recomputing them per
+  // tile cost ~100 instructions per lane and tile); shared-memory offsets are recomputed.
+  const T* rows[3];
+  const T* bc_src[kBcCopies];  // B / C copy k: the piece's first element at step 0
+  T* orow;
+  {
+    const int64_t c = c_first + tid / G;
+    const int64_t cc = c < p.channels ? c : 0;  // a channel past D copies nothing, from a row that exists
+    rows[0] = static_cast<const T*>(p.u) + b * p.u_bs + cc * p.u_cs;
+    rows[1] = static_cast<const T*>(p.delta) + b * p.delta_bs + cc * p.delta_cs;
+    rows[2] = kHasZ ? static_cast<const T*>(p.z) + b * p.z_bs + cc * p.z_cs : nullptr;
+    orow = kOutput ? out + b * out_bs + cc * out_cs : nullptr;
 #pragma unroll
-  for (int k = 0; k < kBcCopies; ++k) {
-    const int P = tid + k * kSerialThreads;
-    const int row = P / Smem::kRowCopies, piece = P % Smem::kRowCopies;
-    const int mat = row / kMaxState, s = row % kMaxState / G, gg = row % G;
-    const int n = gg * S + s;
-    const int64_t row_n = n < p.state ? n : 0;
-    const T* base = mat == 0 ? static_cast<const T*>(p.Bm) + b * p.B_bs + row_n * p.B_ns
-                             : static_cast<const T*>(p.Cm) + b * p.C_bs + row_n * p.C_ns;
-    bc_piece[k] = piece * kPer;
-    bc_src[k] = base + bc_piece[k];
-    bc_dst[k] = row * Smem::kBcStride + bc_piece[k];
-    bc_ok[k] = n < p.state;
+    for (int k = 0; k < kBcCopies; ++k) {
+      const int P = tid + k * kSerialThreads;
+      const int row = P / Smem::kRowCopies, piece = P % Smem::kRowCopies;
+      const int mat = row / kMaxState, s = row % kMaxState / G, gg = row % G;
+      const int64_t n = gg * S + s;
+      const int64_t row_n = n < p.state ? n : 0;  // rows of states past N read nothing
+      bc_src[k] = (mat == 0 ? static_cast<const T*>(p.Bm) + b * p.B_bs + row_n * p.B_ns
+                            : static_cast<const T*>(p.Cm) + b * p.C_bs + row_n * p.C_ns) +
+                  piece * kPer;
+    }
   }
 
   bool reset_flag = false;  // threads < kTile: thread's step of the next tile starts a document
   auto issue = [&](int stage, int64_t tt) {
+    const int t = opaque_index(tid);
+    const int g = t % G;
+    const bool active = c_first + t / G < p.channels;
+    // B / C copy k of thread t: copy P = t + k kSerialThreads is 16-byte piece P %
+    // kRowCopies of shared row P / kRowCopies (of state n; none past N).
+    auto bc_dst = [&](int k) {
+      const int P = t + k * kSerialThreads;
+      return P / Smem::kRowCopies * Smem::kBcStride + P % Smem::kRowCopies * kPer;
+    };
+    auto bc_ok = [&](int k) {
+      const int row = (t + k * kSerialThreads) / Smem::kRowCopies;
+      return row % G * S + row % kMaxState / G < p.state;
+    };
     if (p.aligned && tt + kTile <= L) {  // every copy whole: no bounds
 #pragma unroll
       for (int r = 0; r < kRows; ++r)
@@ -600,25 +672,28 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
           const T* src = rows[r] + tt + (g * kPieces + j) * 8;
 #pragma unroll
           for (int v = 0; v < static_cast<int>(sizeof(T)) / 2; ++v)
-            lean::cp_async16(&sm.rows[stage][r][j][tid].v[v], src + v * kPer, active ? 16 : 0);
+            lean::cp_async16(&sm.rows[stage][r][j][t].v[v], src + v * kPer, active ? 16 : 0);
         }
 #pragma unroll
-      for (int k = 0; k < kBcCopies; ++k) lean::cp_async16(&sm.bc[stage][bc_dst[k]], bc_src[k] + tt, bc_ok[k] ? 16 : 0);
+      for (int k = 0; k < kBcCopies; ++k)
+        lean::cp_async16(&sm.bc[stage][bc_dst(k)], bc_src[k] + tt, bc_ok(k) ? 16 : 0);
     } else {
+      const int64_t lim = active ? L : 0;
 #pragma unroll
       for (int r = 0; r < kRows; ++r)
 #pragma unroll
         for (int j = 0; j < kPieces; ++j)
-          lean::issue_slice(sm.rows[stage][r][j][tid], rows[r], tt + (g * kPieces + j) * 8, lim, p.aligned);
+          lean::issue_slice(sm.rows[stage][r][j][t], rows[r], tt + (g * kPieces + j) * 8, lim, p.aligned);
 #pragma unroll
-      for (int k = 0; k < kBcCopies; ++k)
-        copy16_bounded(&sm.bc[stage][bc_dst[k]], bc_src[k] - bc_piece[k], tt + bc_piece[k], bc_ok[k] ? L : 0,
-                       p.aligned);
+      for (int k = 0; k < kBcCopies; ++k) {
+        const int piece = (t + k * kSerialThreads) % Smem::kRowCopies * kPer;
+        copy16_bounded(&sm.bc[stage][bc_dst(k)], bc_src[k] - piece, tt + piece, bc_ok(k) ? L : 0, p.aligned);
+      }
     }
     lean::cp_async_commit();
-    if (tid < kTile) {
-      const int64_t t = tt + tid;
-      reset_flag = p.starts && t < L && p.starts[b * p.starts_bs + t];
+    if (t < kTile) {
+      const int64_t s = tt + t;
+      reset_flag = p.starts && s < L && p.starts[b * p.starts_bs + s];
     }
   };
   // After the copies of `issue` landed (every thread's, once the block barrier follows):
@@ -634,11 +709,11 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
   issue(0, 0);
   finish_tile(0);
   __syncthreads();
-  float4* act_row = sm.act[chb];
-  float* yrow = sm.y[chb];
+  const bool sp = p.softplus;
   int buf = 0;
   for (int64_t tt = 0; tt < L; tt += kTile, buf ^= 1) {
     const bool more = tt + kTile < L;
+    const bool whole = tt + kTile <= L;
     if (more) issue(buf ^ 1, tt + kTile);
     // The reset masks first: their load then waits behind nothing of phase A.
     uint32_t rw[kWords];
@@ -648,34 +723,50 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
       rw[w] = sm.resets[buf][w];
       any_reset |= rw[w];
     }
-    if (saved && active && tt % kChunk == 0) {
+    if (saved && tt % kChunk == 0) {
+      const int t = opaque_index(tid);
+      const int64_t c = c_first + t / G;
+      if (c < p.channels) {
 #pragma unroll
-      for (int s = 0; s < S; ++s) saved[chunk_index(p, b, tt / kChunk, c, g * S + s)] = h[s];
+        for (int s = 0; s < S; ++s) saved[chunk_index(p, b, tt / kChunk, c, t % G * S + s)] = h[s];
+      }
     }
-    // Phase A: (dt, x) of this lane's pieces (steps 8 q .. 8 q + 7, pairs 4 q .. 4 q + 3); 0 past L.
-#pragma unroll
-    for (int j = 0; j < kPieces; ++j) {
-      const int q = g * kPieces + j;
-      float4* slot = act_row + (4 * q + (q >> 1));  // act_slot(4 q + i) = 4 q + q / 2 + i for i < 4
-      const Raw8<T> ru = lean::read_slice(sm.rows[buf][0][j][tid]);
-      const Raw8<T> rd = lean::read_slice(sm.rows[buf][1][j][tid]);
-#pragma unroll
-      for (int i = 0; i < 8; i += 2) {
-        const int t = q * 8 + i;
-        const float dt0 = tt + t < lim ? lean::dt_of(rd.get(i) + bias, sp) : 0.f;
-        const float dt1 = tt + t + 1 < lim ? lean::dt_of(rd.get(i + 1) + bias, sp) : 0.f;
-        slot[i / 2] = make_float4(dt0, dt0 * ru.get(i), dt1, dt1 * ru.get(i + 1));
+    // Phase A: (dt, x) of this lane's pieces; 0 past L.
+    {
+      const int t = opaque_index(tid);
+      if (whole) {
+        if (sp)
+          wide_phase_a<true, false>(sm, buf, t, bias, kTile);
+        else
+          wide_phase_a<false, false>(sm, buf, t, bias, kTile);
+      } else {
+        const int64_t left = c_first + t / G < p.channels ? L - tt : 0;  // < kTile here
+        const int rem = static_cast<int>(left);
+        if (sp)
+          wide_phase_a<true, true>(sm, buf, t, bias, rem);
+        else
+          wide_phase_a<false, true>(sm, buf, t, bias, rem);
       }
     }
     __syncwarp();
     // Phase B: the recurrence, y of step r G + g into yl[r].
-    const T* bcl = sm.bc[buf] + g * Smem::kBcStride;
     float yl[kTile / G];
-    if (any_reset)
-      recur_wide<Smem, G, kTile, true, kOutput>(h, A2, act_row, g, bcl, rw, yl);
-    else
-      recur_wide<Smem, G, kTile, false, kOutput>(h, A2, act_row, g, bcl, rw, yl);
+    {
+      const int t = opaque_index(tid);
+      const int g = t % G;
+      const float4* act_row = sm.act[t / G];
+      const T* bcl = sm.bc[buf] + g * Smem::kBcStride;
+      if (any_reset)
+        recur_wide<Smem, G, kTile, true, kOutput>(h, A2, act_row, g, bcl, rw, yl);
+      else
+        recur_wide<Smem, G, kTile, false, kOutput>(h, A2, act_row, g, bcl, rw, yl);
+    }
     if constexpr (kOutput) {
+      const int t = opaque_index(tid);
+      const int ch = t / G, g = t % G;
+      const int64_t c = c_first + ch;
+      const bool active = c < p.channels;
+      float* yrow = sm.y[ch];
       // y_word(r G + g) = y_word(r G) + g: the G lanes store G consecutive words.
 #pragma unroll
       for (int r = 0; r < kTile / G; ++r) yrow[Smem::y_word(r * G) + g] = yl[r];
@@ -688,9 +779,9 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
         const float4 y0 = *reinterpret_cast<const float4*>(yq);
         const float4 y1 = *reinterpret_cast<const float4*>(yq + 4);
         const float yv[8] = {y0.x, y0.y, y0.z, y0.w, y1.x, y1.y, y1.z, y1.w};
-        const Raw8<T> ru = lean::read_slice(sm.rows[buf][0][j][tid]);
+        const Raw8<T> ru = lean::read_slice(sm.rows[buf][0][j][t]);
         Raw8<T> rz;
-        if constexpr (kHasZ) rz = lean::read_slice(sm.rows[buf][2][j][tid]);
+        if constexpr (kHasZ) rz = lean::read_slice(sm.rows[buf][2][j][t]);
         float ov[8];
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
@@ -701,13 +792,19 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
           }
           ov[i] = y;
         }
-        store_row8(orow, tt + q * 8, lim, p.aligned, ov);
+        if (whole && p.aligned) {  // a whole 16-byte-aligned piece: one store, no bounds
+          if (active) store8_vec(orow + tt + q * 8, ov);
+        } else {
+          store_row8(orow, tt + q * 8, active ? L : 0, p.aligned, ov);
+        }
       }
     }
     if (more) finish_tile(buf ^ 1);
     __syncthreads();
   }
-  if (h_last && active) {
+  const int g = tid % G;
+  const int64_t c = c_first + tid / G;
+  if (h_last && c < p.channels) {
 #pragma unroll
     for (int s = 0; s < S; ++s)
       if (g * S + s < p.state) h_last[(b * p.channels + c) * p.state + g * S + s] = h[s];
