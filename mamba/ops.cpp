@@ -33,20 +33,22 @@ class ProfileScope {
 
 }  // namespace
 
+// GM_DISPATCH_AS times the op under `name` (a C string that lives until the op returns).
 #ifdef GENOMAMBA_HAVE_CUDA
-#define GM_DISPATCH(fn, ...)                                                                         \
+#define GM_DISPATCH_AS(name, fn, ...)                                                                \
   do {                                                                                               \
-    ProfileScope profile_scope(ctx, #fn);                                                            \
+    ProfileScope profile_scope(ctx, name);                                                           \
     return ctx.device().is_cuda() ? ::gm::cuda::fn(ctx, __VA_ARGS__) : ::gm::cpu::fn(ctx, __VA_ARGS__); \
   } while (0)
 #else
-#define GM_DISPATCH(fn, ...)                                                              \
+#define GM_DISPATCH_AS(name, fn, ...)                                                     \
   do {                                                                                    \
     if (ctx.device().is_cuda()) throw std::runtime_error("built without the CUDA backend"); \
-    ProfileScope profile_scope(ctx, #fn);                                                 \
+    ProfileScope profile_scope(ctx, name);                                                \
     return ::gm::cpu::fn(ctx, __VA_ARGS__);                                               \
   } while (0)
 #endif
+#define GM_DISPATCH(fn, ...) GM_DISPATCH_AS(#fn, fn, __VA_ARGS__)
 
 void copy(Context& ctx, const Tensor& src, Tensor& dst) { GM_DISPATCH(copy, src, dst); }
 void fill(Context& ctx, Tensor& t, float value) { GM_DISPATCH(fill, t, value); }
@@ -73,18 +75,8 @@ void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
           (batch > 1 ? "/" + std::to_string(batch) : std::string()) + " " + (trans_a ? "T" : "N") +
           (trans_b ? "T" : "N");
   }
-  ProfileScope profile_scope(ctx, ctx.profile ? key.c_str() : "gemm");
-#ifdef GENOMAMBA_HAVE_CUDA
-  if (ctx.device().is_cuda()) {
-    ::gm::cuda::gemm(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc,
-                     stride_c, batch);
-    return;
-  }
-#else
-  if (ctx.device().is_cuda()) throw std::runtime_error("built without the CUDA backend");
-#endif
-  ::gm::cpu::gemm(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc,
-                  stride_c, batch);
+  GM_DISPATCH_AS(ctx.profile ? key.c_str() : "gemm", gemm, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B,
+                 ldb, stride_b, beta, C, ldc, stride_c, batch);
 }
 
 void embedding_fwd(Context& ctx, const Tensor& tokens, const Tensor& weight, Tensor& out) {
