@@ -134,6 +134,7 @@ class ScoreRun {
   std::optional<int> group_fasta_;
   int64_t group_min_ = 0, group_max_ = 0;
   std::chrono::steady_clock::time_point last_progress_;
+  double flush_seconds_ = 0;  // time in flush_group, all groups
 };
 
 void ScoreRun::validate_options() const {
@@ -235,6 +236,11 @@ void ScoreRun::add(const bcf1_t* rec, std::optional<int> fasta_id) {
 void ScoreRun::flush_group() {
   if (group_.empty()) return;
   const auto setup_start = std::chrono::steady_clock::now();
+  struct AddDuration {
+    double& total;
+    std::chrono::steady_clock::time_point start;
+    ~AddDuration() { total += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
+  } flush_timer{flush_seconds_, setup_start};
   load_model();
   const auto sequence_start = std::chrono::steady_clock::now();
   summary_.setup_seconds += std::chrono::duration<double>(sequence_start - setup_start).count();
@@ -462,6 +468,7 @@ ScoreSummary ScoreRun::run() {
   validate_options();
   const auto t0 = std::chrono::steady_clock::now();
   summary_.output = shard_output_path(o_.output, o_.shard);
+  const auto open_start = std::chrono::steady_clock::now();
   const std::string model_sha = sha256_file(o_.weights);
   const DoneMarker marker{command_without_shard(o_.command_line), model_sha};
   if (o_.shard.sharded() && shard_already_done(summary_.output, marker)) {
@@ -479,12 +486,17 @@ ScoreSummary ScoreRun::run() {
   open_outputs(model_sha, layer_);
   if (o_.progress) progress_.emplace(log_, "score", total > 0 ? total : 0, "records");
   last_progress_ = std::chrono::steady_clock::now();
+  summary_.open_seconds = std::chrono::duration<double>(last_progress_ - open_start).count();
 
+  const auto read_start = last_progress_;
   while (const bcf1_t* rec = source_->next()) {
     if (!in_shard(rec)) continue;
     check_order(rec);
     add(rec, fasta_contig(rec));
   }
+  // Groups flushed while reading (window mode) are not reading.
+  summary_.read_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start).count() -
+                          flush_seconds_;
   flush_group();
   const auto finish_start = std::chrono::steady_clock::now();
   writer_->finish();

@@ -91,6 +91,8 @@ struct ScoreSummary {
   double write_seconds = 0;           // of which writing the scored records
   double setup_seconds = 0;           // of which waiting for the device context and loading the model
   double sequence_seconds = 0;        // of which reading contig sequence from the FASTA
+  double open_seconds = 0;            // of which hashing the checkpoint, opening inputs and outputs
+  double read_seconds = 0;            // of which reading and decoding the input records
 };
 
 }  // namespace gm
