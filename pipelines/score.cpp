@@ -7,6 +7,7 @@
 #include <htslib/vcf.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -30,6 +31,7 @@
 #include "pipelines/score_alleles.h"
 #include "pipelines/score_contigs.h"
 #include "pipelines/score_engine.h"
+#include "pipelines/score_handoff.h"
 #include "genomics/vcf_source.h"
 #include "pipelines/score_output.h"
 #include "pipelines/score_sequence.h"
@@ -88,7 +90,9 @@ class ScoreRun {
   // loading it); then the model on its device, loaded when the first group is scored.
   void plan_model();
   void load_model();
-  void open_outputs(const std::string& model_sha, int layer);
+  // The output header's dictionary and provenance lines, before any record is read.
+  void prepare_output_header();
+  const bcf1_t* next_selected_record();
   void log_summary();
   std::string record_where(const bcf1_t* rec) const;
   void check_order(const bcf1_t* rec);
@@ -98,6 +102,27 @@ class ScoreRun {
   void flush_group();
   void write_group();
   void report_progress(const std::string& detail, bool force = false);
+  // The outputs, opened before the first record is written (the checkpoint's hash, which
+  // their header records, is computed meanwhile).
+  void ensure_outputs();
+  // A record's strand jobs, appended to `jobs` (seq: the contig's tokens, null when the
+  // record cannot be scored: no such FASTA contig, or past its end).
+  void build_jobs(PendingRecord& p, const ContigTokens* seq, int64_t contig_length, std::deque<StrandJob>& jobs);
+  // The record's scores from its finished jobs.
+  void collect_scores(PendingRecord& p, const std::deque<StrandJob>& jobs);
+  void write_record(PendingRecord& p);
+
+  // --context full: the calling thread streams contigs through the model while a second
+  // thread reads the records, builds their jobs and writes finished records
+  // (score_handoff.h).
+  struct FullBatch;
+  void run_full();
+  void stream_contigs(StreamHandoff& handoff);
+  void read_and_write_full(StreamHandoff& handoff);
+  void start_full_batch(StreamHandoff& handoff, std::deque<FullBatch>& batches, const bcf1_t* rec);
+  void add_full_record(StreamHandoff& handoff, FullBatch& batch, const bcf1_t* rec);
+  // Writes the head contigs' records whose scores are final; returns the head's progress as read.
+  StreamHandoff::Progress write_ready(StreamHandoff& handoff, std::deque<FullBatch>& batches);
 
   const ScoreOptions& o_;
   std::ostream& log_;
@@ -114,6 +139,8 @@ class ScoreRun {
   std::optional<ScoreVcfWriter> writer_;
   std::optional<ScoreTsvWriter> tsv_;
   std::optional<Progress> progress_;
+  std::shared_future<std::string> model_sha_;
+  std::atomic<int> stream_percent_{-1};  // progress of the contig being streamed (full context)
   JobGeometry geometry_;
   int64_t chunk_ = 0;
   int layer_ = 0;
@@ -211,11 +238,8 @@ void ScoreRun::add(const bcf1_t* rec, std::optional<int> fasta_id) {
   const int64_t ref_length = rec->n_allele > 0 ? static_cast<int64_t>(std::strlen(rec->d.allele[0])) : 1;
   const int64_t end = rec->pos + std::max<int64_t>({1, rec->rlen, ref_length});
   if (!group_.empty()) {
-    bool flush = rec->rid != group_rid_;
-    if (!o_.full_context) {
-      flush = flush || group_.size() >= kGroupRecords ||
-              std::max(group_max_, end) - std::min<int64_t>(group_min_, rec->pos) > kGroupSpan;
-    }
+    const bool flush = rec->rid != group_rid_ || group_.size() >= kGroupRecords ||
+                       std::max(group_max_, end) - std::min<int64_t>(group_min_, rec->pos) > kGroupSpan;
     if (flush) flush_group();
   }
   if (group_.empty()) {
@@ -233,6 +257,77 @@ void ScoreRun::add(const bcf1_t* rec, std::optional<int> fasta_id) {
   group_.push_back(std::move(p));
 }
 
+void ScoreRun::build_jobs(PendingRecord& p, const ContigTokens* seq, int64_t contig_length,
+                          std::deque<StrandJob>& jobs) {
+  const bool fwd = o_.strand != ScoreStrands::Reverse, rev = o_.strand != ScoreStrands::Forward;
+  bcf1_t* rec = p.rec.get();
+  const int n_alt = std::max(0, static_cast<int>(rec->n_allele) - 1);
+  p.result.alleles.assign(static_cast<size_t>(n_alt), AlleleScores{kMissingScore, kMissingScore, kMissingScore});
+  p.jobs.assign(static_cast<size_t>(n_alt), {-1, -1});
+  summary_.alleles += n_alt;
+  for (int a = 1; a <= n_alt; ++a) {
+    if (!is_sequence_allele(rec->d.allele[a])) ++summary_.symbolic_alleles;
+  }
+  const std::string_view ref_text = rec->n_allele > 0 ? rec->d.allele[0] : "";
+  const auto m = static_cast<int64_t>(ref_text.size());
+  if (!seq || rec->pos + std::max<int64_t>(1, m) > contig_length) {
+    p.result.outside = true;
+    return;
+  }
+  bool ref_ok = is_sequence_allele(ref_text);
+  std::vector<uint8_t> ref;
+  if (ref_ok) {
+    ref = allele_tokens(ref_text);
+    for (int64_t i = 0; i < m && ref_ok; ++i) ref_ok = ref[static_cast<size_t>(i)] == seq->forward(rec->pos + i);
+  }
+  if (!ref_ok) {
+    p.result.ref_mismatch = true;
+    return;
+  }
+  for (int a = 1; a <= n_alt; ++a) {
+    if (!is_sequence_allele(rec->d.allele[a])) continue;
+    const std::vector<uint8_t> alt = allele_tokens(rec->d.allele[a]);
+    for (int s = 0; s < 2; ++s) {
+      if (!(s == 0 ? fwd : rev)) continue;
+      jobs.push_back(
+          make_strand_job(s == 0 ? Strand::Forward : Strand::Reverse, rec->pos, ref, alt, contig_length, geometry_));
+      p.jobs[static_cast<size_t>(a - 1)][static_cast<size_t>(s)] = static_cast<int64_t>(jobs.size()) - 1;
+    }
+  }
+}
+
+void ScoreRun::collect_scores(PendingRecord& p, const std::deque<StrandJob>& jobs) {
+  for (size_t a = 0; a < p.jobs.size(); ++a) {
+    const auto& idx = p.jobs[a];
+    const StrandJob* js[2] = {idx[0] >= 0 ? &jobs[static_cast<size_t>(idx[0])] : nullptr,
+                              idx[1] >= 0 ? &jobs[static_cast<size_t>(idx[1])] : nullptr};
+    auto value = [&](double StrandJob::*field) {
+      return mean_of_finite(js[0] ? js[0]->*field : kMissingScore, js[1] ? js[1]->*field : kMissingScore);
+    };
+    AlleleScores& s = p.result.alleles[a];
+    s.llr = value(&StrandJob::llr_value);
+    s.dll = value(&StrandJob::dll_value);
+    s.emb = value(&StrandJob::emb_value);
+    for (const StrandJob* j : js) {
+      if (j && j->edge) p.result.edge = true;
+    }
+    if (std::isfinite(s.llr) || std::isfinite(s.dll) || std::isfinite(s.emb)) ++summary_.scored_alleles;
+  }
+}
+
+void ScoreRun::write_record(PendingRecord& p) {
+  const auto start = std::chrono::steady_clock::now();
+  ensure_outputs();
+  writer_->write(p.rec.get(), o_.scores, p.result);
+  if (tsv_) tsv_->write(source_->header(), p.rec.get(), p.result);
+  ++summary_.records;
+  summary_.outside += p.result.outside;
+  summary_.ref_mismatch += p.result.ref_mismatch;
+  summary_.edge += p.result.edge;
+  p.rec.reset();
+  summary_.write_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 void ScoreRun::flush_group() {
   if (group_.empty()) return;
   const auto setup_start = std::chrono::steady_clock::now();
@@ -245,104 +340,206 @@ void ScoreRun::flush_group() {
   const auto sequence_start = std::chrono::steady_clock::now();
   summary_.setup_seconds += std::chrono::duration<double>(sequence_start - setup_start).count();
   std::deque<StrandJob> jobs;
-  const bool fwd = o_.strand != ScoreStrands::Reverse, rev = o_.strand != ScoreStrands::Forward;
   std::optional<ContigTokens> seq;
   int64_t length = 0;
   if (group_fasta_) {
     length = fasta_->contigs()[static_cast<size_t>(*group_fasta_)].length;
-    if (group_min_ < length) {
-      if (o_.full_context) {
-        seq.emplace(*fasta_, *group_fasta_, 0, length);
-      } else {
-        const int64_t pad = std::max(o_.context, o_.window) + 2;
-        seq.emplace(*fasta_, *group_fasta_, group_min_ - pad, group_max_ + pad);
-      }
-    }
+    const int64_t pad = std::max(o_.context, o_.window) + 2;
+    if (group_min_ < length) seq.emplace(*fasta_, *group_fasta_, group_min_ - pad, group_max_ + pad);
   }
   summary_.sequence_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - sequence_start).count();
-  for (auto& p : group_) {
-    bcf1_t* rec = p.rec.get();
-    const int n_alt = std::max(0, static_cast<int>(rec->n_allele) - 1);
-    p.result.alleles.assign(static_cast<size_t>(n_alt), AlleleScores{kMissingScore, kMissingScore, kMissingScore});
-    p.jobs.assign(static_cast<size_t>(n_alt), {-1, -1});
-    summary_.alleles += n_alt;
-    for (int a = 1; a <= n_alt; ++a) {
-      if (!is_sequence_allele(rec->d.allele[a])) ++summary_.symbolic_alleles;
-    }
-    const std::string_view ref_text = rec->n_allele > 0 ? rec->d.allele[0] : "";
-    const auto m = static_cast<int64_t>(ref_text.size());
-    if (!group_fasta_ || rec->pos + std::max<int64_t>(1, m) > length) {
-      p.result.outside = true;
-      continue;
-    }
-    bool ref_ok = is_sequence_allele(ref_text);
-    std::vector<uint8_t> ref;
-    if (ref_ok) {
-      ref = allele_tokens(ref_text);
-      for (int64_t i = 0; i < m && ref_ok; ++i) ref_ok = ref[static_cast<size_t>(i)] == seq->forward(rec->pos + i);
-    }
-    if (!ref_ok) {
-      p.result.ref_mismatch = true;
-      continue;
-    }
-    for (int a = 1; a <= n_alt; ++a) {
-      if (!is_sequence_allele(rec->d.allele[a])) continue;
-      const std::vector<uint8_t> alt = allele_tokens(rec->d.allele[a]);
-      for (int s = 0; s < 2; ++s) {
-        if (!(s == 0 ? fwd : rev)) continue;
-        jobs.push_back(make_strand_job(s == 0 ? Strand::Forward : Strand::Reverse, rec->pos, ref, alt, length, geometry_));
-        p.jobs[static_cast<size_t>(a - 1)][static_cast<size_t>(s)] = static_cast<int64_t>(jobs.size()) - 1;
-      }
-    }
-  }
+  for (auto& p : group_) build_jobs(p, seq ? &*seq : nullptr, length, jobs);
   std::vector<StrandJob*> job_ptrs;
   for (auto& j : jobs) job_ptrs.push_back(&j);
   const auto model_start = std::chrono::steady_clock::now();
-  if (!job_ptrs.empty()) {
-    if (o_.full_context) {
-      const std::string contig = fasta_->contigs()[static_cast<size_t>(*group_fasta_)].name;
-      engine_->score_full(*seq, job_ptrs, [&](double f) {
-        report_progress("streaming " + contig + " " + std::to_string(static_cast<int>(100 * f)) + "%");
-      });
-    } else {
-      engine_->score_window(*seq, job_ptrs);
-    }
-  }
+  if (!job_ptrs.empty()) engine_->score_window(*seq, job_ptrs);
   summary_.model_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - model_start).count();
-  for (auto& p : group_) {
-    for (size_t a = 0; a < p.jobs.size(); ++a) {
-      const auto& idx = p.jobs[a];
-      const StrandJob* js[2] = {idx[0] >= 0 ? &jobs[static_cast<size_t>(idx[0])] : nullptr,
-                                idx[1] >= 0 ? &jobs[static_cast<size_t>(idx[1])] : nullptr};
-      auto value = [&](double StrandJob::*field) {
-        return mean_of_finite(js[0] ? js[0]->*field : kMissingScore, js[1] ? js[1]->*field : kMissingScore);
-      };
-      AlleleScores& s = p.result.alleles[a];
-      s.llr = value(&StrandJob::llr_value);
-      s.dll = value(&StrandJob::dll_value);
-      s.emb = value(&StrandJob::emb_value);
-      for (const StrandJob* j : js) {
-        if (j && j->edge) p.result.edge = true;
-      }
-      if (std::isfinite(s.llr) || std::isfinite(s.dll) || std::isfinite(s.emb)) ++summary_.scored_alleles;
-    }
-  }
+  for (auto& p : group_) collect_scores(p, jobs);
   write_group();
 }
 
 void ScoreRun::write_group() {
-  const auto start = std::chrono::steady_clock::now();
-  for (auto& p : group_) {
-    writer_->write(p.rec.get(), o_.scores, p.result);
-    if (tsv_) tsv_->write(source_->header(), p.rec.get(), p.result);
-    ++summary_.records;
-    summary_.outside += p.result.outside;
-    summary_.ref_mismatch += p.result.ref_mismatch;
-    summary_.edge += p.result.edge;
-  }
+  for (auto& p : group_) write_record(p);
   group_.clear();
-  summary_.write_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   report_progress("");
+}
+
+// ---- --context full ---------------------------------------------------------------
+
+// The records of one contig on the reading thread: built, handed over (their jobs), written.
+struct ScoreRun::FullBatch {
+  int rid = -1;
+  int contig = -1;  // index in the StreamHandoff; -1: nothing of it is scored (no stream)
+  bool incremental = false;
+  bool closed = false;  // every record of the contig is in `records`
+  std::optional<int> fasta;
+  int64_t length = 0;
+  std::shared_ptr<const ContigTokens> seq;
+  std::deque<PendingRecord> records;  // input order
+  std::deque<StrandJob> jobs;         // addresses stable: the stream holds pointers to them
+  size_t written = 0;
+};
+
+void ScoreRun::run_full() {
+  StreamHandoff handoff;
+  std::thread reader([&] {
+    try {
+      read_and_write_full(handoff);
+    } catch (...) {
+      handoff.fail(std::current_exception());
+    }
+  });
+  try {
+    stream_contigs(handoff);
+  } catch (...) {
+    handoff.fail(std::current_exception());  // the reader's error when it came first
+  }
+  const auto drain_start = std::chrono::steady_clock::now();
+  reader.join();
+  summary_.drain_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - drain_start).count();
+  if (const std::exception_ptr error = handoff.error()) std::rethrow_exception(error);
+}
+
+void ScoreRun::stream_contigs(StreamHandoff& handoff) {
+  int index = -1;
+  std::shared_ptr<const ContigTokens> seq;
+  bool incremental = false;
+  for (;;) {
+    const auto wait_start = std::chrono::steady_clock::now();
+    const bool more = handoff.next_contig(index, seq, incremental);
+    const auto setup_start = std::chrono::steady_clock::now();
+    summary_.feed_wait_seconds += std::chrono::duration<double>(setup_start - wait_start).count();
+    if (!more) break;
+    load_model();
+    const auto model_start = std::chrono::steady_clock::now();
+    summary_.setup_seconds += std::chrono::duration<double>(model_start - setup_start).count();
+    HandoffJobSource source(handoff, index, incremental);
+    engine_->score_full(*seq, source, [&](double f) { stream_percent_ = static_cast<int>(100 * f); });
+    const double streamed = std::chrono::duration<double>(std::chrono::steady_clock::now() - model_start).count();
+    summary_.model_seconds += streamed - source.wait_seconds();
+    summary_.feed_wait_seconds += source.wait_seconds();
+    handoff.set_all_final(index);
+    seq.reset();
+  }
+}
+
+const bcf1_t* ScoreRun::next_selected_record() {
+  while (const bcf1_t* rec = source_->next()) {
+    if (!in_shard(rec)) continue;
+    check_order(rec);
+    return rec;
+  }
+  return nullptr;
+}
+
+void ScoreRun::start_full_batch(StreamHandoff& handoff, std::deque<FullBatch>& batches, const bcf1_t* rec) {
+  FullBatch& b = batches.emplace_back();
+  b.rid = rec->rid;
+  b.fasta = fasta_contig(rec);
+  if (b.fasta) {
+    b.length = fasta_->contigs()[static_cast<size_t>(*b.fasta)].length;
+    if (rec->pos < b.length) {  // records are sorted: a contig whose first record is past its end has none inside
+      const auto start = std::chrono::steady_clock::now();
+      b.seq = std::make_shared<const ContigTokens>(*fasta_, *b.fasta, 0, b.length);
+      summary_.sequence_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+  }
+  if (b.seq) {
+    b.incremental = o_.strand == ScoreStrands::Forward && !o_.scores.branches();
+    b.contig = handoff.open_contig(b.seq, b.incremental);
+  }
+}
+
+void ScoreRun::add_full_record(StreamHandoff& handoff, FullBatch& b, const bcf1_t* rec) {
+  PendingRecord& p = b.records.emplace_back();
+  p.rec.reset(bcf_dup(const_cast<bcf1_t*>(rec)));
+  if (!p.rec) throw std::bad_alloc();
+  if (bcf_unpack(p.rec.get(), BCF_UN_STR) < 0) throw InputError(record_where(rec) + ": cannot decode the record");
+  const size_t first_job = b.jobs.size();
+  build_jobs(p, b.seq.get(), b.length, b.jobs);
+  if (b.contig >= 0) {
+    handoff.advance(rec->pos);
+    for (size_t j = first_job; j < b.jobs.size(); ++j) handoff.add_job(&b.jobs[j], rec->pos);
+  }
+}
+
+StreamHandoff::Progress ScoreRun::write_ready(StreamHandoff& handoff, std::deque<FullBatch>& batches) {
+  StreamHandoff::Progress done{0, true};
+  while (!batches.empty()) {
+    FullBatch& b = batches.front();
+    done = b.contig >= 0 ? handoff.progress(b.contig) : StreamHandoff::Progress{0, true};
+    bool wrote = false;
+    while (b.written < b.records.size()) {
+      PendingRecord& p = b.records[b.written];
+      if (!done.all_final && !(b.incremental && p.rec->pos < done.final_before)) break;
+      collect_scores(p, b.jobs);
+      write_record(p);
+      ++b.written;
+      wrote = true;
+    }
+    if (wrote) report_progress(stream_percent_ >= 0 ? "streaming " + std::to_string(stream_percent_) + "%" : "");
+    // The stream holds pointers into b.jobs until it calls the contig final.
+    if (!(b.closed && b.written == b.records.size() && done.all_final)) break;
+    batches.pop_front();
+  }
+  return done;
+}
+
+void ScoreRun::read_and_write_full(StreamHandoff& handoff) {
+  // At most two contigs at a time: the one streamed (and written) and the next one read.
+  constexpr size_t kMaxBatches = 2;
+  std::deque<FullBatch> batches;
+  RecordPtr stashed{nullptr, bcf_destroy};  // the first record of a contig that has to wait for room
+  bool eof = false;
+  auto close_reading = [&] {
+    if (batches.empty() || batches.back().closed) return;
+    batches.back().closed = true;
+    if (batches.back().contig >= 0) handoff.close_contig();
+  };
+  for (;;) {
+    // What the head contig's progress was when its records were last written: the wait
+    // below returns once it differs (a change after that check is not missed).
+    const StreamHandoff::Progress seen = write_ready(handoff, batches);
+    auto wait_for_head = [&] {
+      if (batches.front().contig < 0) throw std::logic_error("score: waiting on a contig that is not streamed");
+      handoff.wait_progress(batches.front().contig, seen);
+    };
+    if (stashed) {
+      if (batches.size() < kMaxBatches) {
+        start_full_batch(handoff, batches, stashed.get());
+        const auto start = std::chrono::steady_clock::now();
+        add_full_record(handoff, batches.back(), stashed.get());
+        summary_.read_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        stashed.reset();
+      } else {
+        wait_for_head();
+      }
+    } else if (!eof) {
+      const auto start = std::chrono::steady_clock::now();
+      const bcf1_t* rec = next_selected_record();
+      if (!rec) {
+        eof = true;
+        close_reading();
+        handoff.finish_input();
+      } else if (!batches.empty() && !batches.back().closed && batches.back().rid == rec->rid) {
+        add_full_record(handoff, batches.back(), rec);
+      } else {
+        close_reading();
+        stashed.reset(bcf_dup(const_cast<bcf1_t*>(rec)));
+        if (!stashed) throw std::bad_alloc();
+      }
+      summary_.read_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    } else if (batches.empty()) {
+      break;
+    } else {
+      wait_for_head();
+    }
+  }
+  const auto finish_start = std::chrono::steady_clock::now();
+  ensure_outputs();
+  writer_->finish();
+  if (tsv_) tsv_->finish();
+  summary_.write_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - finish_start).count();
 }
 
 void ScoreRun::report_progress(const std::string& detail, bool force) {
@@ -431,12 +628,11 @@ void ScoreRun::load_model() {
   engine_.emplace(*ctx_, *model_, eo);
 }
 
-void ScoreRun::open_outputs(const std::string& model_sha, int layer) {
+void ScoreRun::prepare_output_header() {
   ScoreProvenance prov;
   prov.command_line = o_.command_line;
-  prov.model_sha256 = model_sha;
   prov.reference = o_.fasta;
-  prov.settings = settings_text(o_, layer, chunk_);
+  prov.settings = settings_text(o_, layer_, chunk_);
   if (o_.shard.sharded()) prov.shard = o_.shard.to_string();
   bcf_hdr_t* header = source_->mutable_header();
   if (header->n[BCF_DT_CTG] == 0) {
@@ -447,9 +643,17 @@ void ScoreRun::open_outputs(const std::string& model_sha, int layer) {
       if (bcf_hdr_append(header, line.c_str()) != 0) throw std::runtime_error("cannot add " + line + " to the header");
     }
   }
+  // Every dictionary entry (contigs, INFO tags) before the first record is read; only the
+  // checkpoint hash line (no dictionary entry) is added when the outputs open.
   prepare_score_header(header, o_.scores, prov);
+}
+
+void ScoreRun::ensure_outputs() {
+  if (writer_) return;
+  bcf_hdr_t* header = source_->mutable_header();
+  set_score_model_line(header, model_sha_.get());
   const int io_threads = o_.threads > 0 ? o_.threads : static_cast<int>(std::thread::hardware_concurrency());
-  writer_.emplace(summary_.output, o_.output_type, o_.write_index, source_->mutable_header(), io_threads);
+  writer_.emplace(summary_.output, o_.output_type, o_.write_index, header, io_threads);
   if (!o_.tsv.empty()) tsv_.emplace(shard_output_path(o_.tsv, o_.shard), o_.scores);
 }
 
@@ -468,10 +672,12 @@ ScoreSummary ScoreRun::run() {
   validate_options();
   const auto t0 = std::chrono::steady_clock::now();
   summary_.output = shard_output_path(o_.output, o_.shard);
-  const auto open_start = std::chrono::steady_clock::now();
-  const std::string model_sha = sha256_file(o_.weights);
-  const DoneMarker marker{command_without_shard(o_.command_line), model_sha};
-  if (o_.shard.sharded() && shard_already_done(summary_.output, marker)) {
+  // The checkpoint's hash goes into the output header (written before the first record)
+  // and the shard marker; hashing a large checkpoint takes a while, so it runs beside the
+  // rest of the start.
+  model_sha_ = std::async(std::launch::async, [path = o_.weights] { return sha256_file(path); }).share();
+  if (o_.shard.sharded() &&
+      shard_already_done(summary_.output, DoneMarker{command_without_shard(o_.command_line), model_sha_.get()})) {
     summary_.skipped = true;
     log_ << "score: shard " << o_.shard.to_string() << " is already done (" << summary_.output << "), skipped\n";
     return summary_;
@@ -483,26 +689,28 @@ ScoreSummary ScoreRun::run() {
   open_inputs();
   const int64_t total = select_records();
   plan_model();
-  open_outputs(model_sha, layer_);
+  prepare_output_header();
   if (o_.progress) progress_.emplace(log_, "score", total > 0 ? total : 0, "records");
   last_progress_ = std::chrono::steady_clock::now();
-  summary_.open_seconds = std::chrono::duration<double>(last_progress_ - open_start).count();
+  summary_.open_seconds = std::chrono::duration<double>(last_progress_ - t0).count();
 
-  const auto read_start = last_progress_;
-  while (const bcf1_t* rec = source_->next()) {
-    if (!in_shard(rec)) continue;
-    check_order(rec);
-    add(rec, fasta_contig(rec));
+  if (o_.full_context) {
+    run_full();  // writes and closes the outputs on its reading thread
+  } else {
+    const auto read_start = last_progress_;
+    while (const bcf1_t* rec = next_selected_record()) add(rec, fasta_contig(rec));
+    // Groups flushed while reading are not reading.
+    summary_.read_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start).count() -
+                            flush_seconds_;
+    flush_group();
+    const auto finish_start = std::chrono::steady_clock::now();
+    ensure_outputs();
+    writer_->finish();
+    if (tsv_) tsv_->finish();
+    summary_.write_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - finish_start).count();
   }
-  // Groups flushed while reading (window mode) are not reading.
-  summary_.read_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start).count() -
-                          flush_seconds_;
-  flush_group();
-  const auto finish_start = std::chrono::steady_clock::now();
-  writer_->finish();
-  if (tsv_) tsv_->finish();
-  summary_.write_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - finish_start).count();
-  if (o_.shard.sharded()) write_done_marker(summary_.output, marker);
+  if (o_.shard.sharded())
+    write_done_marker(summary_.output, DoneMarker{command_without_shard(o_.command_line), model_sha_.get()});
   summary_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (progress_) {
     report_progress("done", true);

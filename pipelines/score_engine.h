@@ -13,10 +13,15 @@
 // pos - 1: the cost is one pass per strand, whatever the number of variants. DLL/EMB jobs
 // start their REF/ALT rows at the grid point at or before what they need, from a copy of
 // the stream state there. The strands run as the rows of one batch while both are needed.
+// The jobs come from a StrandJobSource: a list known in advance, or (forward-strand LLR
+// alone) taken while the job's other thread still reads the records, chunk by chunk as the
+// stream reaches them; the source hears after each chunk how far the scores are final.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <utility>
 #include <vector>
 
 #include "mamba/context.h"
@@ -40,6 +45,38 @@ int64_t default_batch_rows(const Device& device);
 int64_t default_max_tokens(const Device& device);
 int64_t default_stream_chunk(const Device& device, const ScoreSelection& scores);
 
+// "Every position" for StrandJobSource::take_before.
+inline constexpr int64_t kAllPositions = std::numeric_limits<int64_t>::max();
+
+// Where score_full gets its jobs.
+class StrandJobSource {
+ public:
+  virtual ~StrandJobSource() = default;
+  // Jobs may be taken in forward order while they are being added: every job is a
+  // forward-strand LLR job (or needs nothing). Otherwise score_full takes them all first.
+  virtual bool incremental() const = 0;
+  // Moves the jobs of the records that start before forward_pos (kAllPositions: all) that
+  // were not taken before into `out`; blocks until they are all known.
+  virtual void take_before(int64_t forward_pos, std::vector<StrandJob*>& out) = 0;
+  // Every job was taken and no more will come.
+  virtual bool exhausted() = 0;
+  // Incremental streams: the LLRs of jobs at forward positions before forward_pos are final.
+  virtual void final_before(int64_t /*forward_pos*/) {}
+};
+
+// A fixed list of jobs.
+class JobListSource final : public StrandJobSource {
+ public:
+  explicit JobListSource(const std::vector<StrandJob*>& jobs) : jobs_(jobs) {}
+  bool incremental() const override { return false; }
+  void take_before(int64_t forward_pos, std::vector<StrandJob*>& out) override;
+  bool exhausted() override { return taken_; }
+
+ private:
+  const std::vector<StrandJob*>& jobs_;
+  bool taken_ = false;
+};
+
 class ScoreEngine {
  public:
   ScoreEngine(Context& ctx, MambaModel& model, EngineOptions options);
@@ -50,11 +87,19 @@ class ScoreEngine {
   // each streamed chunk (progress), fraction in [0, 1].
   void score_full(const ContigTokens& seq, const std::vector<StrandJob*>& jobs,
                   const std::function<void(double)>& on_chunk = {});
+  void score_full(const ContigTokens& seq, StrandJobSource& source, const std::function<void(double)>& on_chunk = {});
 
   // Work done so far (for benchmarks and logs).
   int64_t tokens_run() const { return tokens_run_; }
 
  private:
+  // score_full with an incremental source: one forward row, jobs taken chunk by chunk.
+  void stream_forward_llr(const ContigTokens& seq, StrandJobSource& source, const std::function<void(double)>& on_chunk);
+  // LLR = logits[alt] - logits[ref] at pos - 1 of each job; `where` = (row, column in the
+  // chunk) of each job's logits row in out_logits [rows * len, vocab].
+  void read_llr(const Tensor& logits, int64_t rows, int64_t len, const std::vector<std::pair<int64_t, int64_t>>& where,
+                const std::vector<StrandJob*>& readers);
+
   Context& ctx_;
   MambaModel& model_;
   EngineOptions options_;

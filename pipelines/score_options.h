@@ -86,13 +86,19 @@ struct ScoreSummary {
   int64_t ref_mismatch = 0;           // records flagged GM_REFMISMATCH
   int64_t outside = 0;                // records flagged GM_OUTSIDE
   int64_t edge = 0;                   // records flagged GM_EDGE
-  double seconds = 0;
-  double model_seconds = 0;           // of which streaming / window passes through the model
-  double write_seconds = 0;           // of which writing the scored records
-  double setup_seconds = 0;           // of which waiting for the device context and loading the model
-  double sequence_seconds = 0;        // of which reading contig sequence from the FASTA
-  double open_seconds = 0;            // of which hashing the checkpoint, opening inputs and outputs
-  double read_seconds = 0;            // of which reading and decoding the input records
+  // Where the time went. Window mode runs every step in turn on one thread. With --context
+  // full a second thread reads the records, fetches contigs and writes while the model
+  // streams, so `write`, `sequence` and `read` overlap the model there; the job's own thread
+  // is then open + setup + model + feed_wait + drain.
+  double seconds = 0;                 // the whole job
+  double model_seconds = 0;           // streaming / window passes through the model
+  double write_seconds = 0;           // writing the scored records, closing the outputs
+  double setup_seconds = 0;           // waiting for the device context and loading the model
+  double sequence_seconds = 0;        // reading contig sequence from the FASTA
+  double open_seconds = 0;            // opening inputs, preparing the output header
+  double read_seconds = 0;            // reading and decoding the input records, building their jobs
+  double feed_wait_seconds = 0;       // full context: the stream waiting for contigs and records
+  double drain_seconds = 0;           // full context: after the stream, waiting for the last writes
 };
 
 }  // namespace gm

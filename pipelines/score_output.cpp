@@ -104,10 +104,16 @@ void prepare_score_header(bcf_hdr_t* h, const ScoreSelection& scores, const Scor
   for (const char* key : kProvenanceKeys) bcf_hdr_remove(h, BCF_HL_GEN, key);
   append_line(h, "genomamba_version", GENOMAMBA_VERSION);
   append_line(h, "genomamba_command", p.command_line);
-  append_line(h, "genomamba_model", p.model_sha256);
+  if (!p.model_sha256.empty()) append_line(h, "genomamba_model", p.model_sha256);
   append_line(h, "genomamba_reference", p.reference);
   append_line(h, "genomamba_settings", p.settings);
   if (!p.shard.empty()) append_line(h, "genomamba_shard", p.shard);
+  if (bcf_hdr_sync(h) != 0) throw std::runtime_error("cannot update the VCF header");
+}
+
+void set_score_model_line(bcf_hdr_t* h, const std::string& model_sha256) {
+  bcf_hdr_remove(h, BCF_HL_GEN, "genomamba_model");
+  append_line(h, "genomamba_model", model_sha256);
   if (bcf_hdr_sync(h) != 0) throw std::runtime_error("cannot update the VCF header");
 }
 

@@ -44,7 +44,11 @@ struct ScoreProvenance {
 
 // Adds the INFO/flag definitions and provenance lines to `header` (see above). Throws
 // std::runtime_error when the header already defines a GM_* tag with another type.
+// provenance.model_sha256 may be empty: set_score_model_line adds that line later (it has no
+// dictionary entry, so it may follow records already read with the header).
 void prepare_score_header(bcf_hdr_t* header, const ScoreSelection& scores, const ScoreProvenance& provenance);
+// Sets the ##genomamba_model line (checkpoint SHA-256), replacing one already there.
+void set_score_model_line(bcf_hdr_t* header, const std::string& model_sha256);
 
 class ScoreVcfWriter {
  public:

@@ -1,6 +1,7 @@
 // Full-context scoring: each strand streamed from its start on a fixed chunk grid (see
 // score_engine.h). Strands that are still needed run as the rows of one batch; a strand
-// that is no longer needed is dropped (its row removed from the state).
+// that is no longer needed is dropped (its row removed from the state). Forward-strand LLR
+// alone streams one row and takes its jobs chunk by chunk from an incremental source.
 #include <algorithm>
 #include <memory>
 #include <stdexcept>
@@ -51,12 +52,94 @@ StreamState select_rows(Context& ctx, const MambaModel& model, const StreamState
 
 }  // namespace
 
+void JobListSource::take_before(int64_t forward_pos, std::vector<StrandJob*>& out) {
+  if (forward_pos != kAllPositions) throw std::logic_error("a job list is taken whole");
+  if (taken_) return;
+  out.insert(out.end(), jobs_.begin(), jobs_.end());
+  taken_ = true;
+}
+
 void ScoreEngine::score_full(const ContigTokens& seq, const std::vector<StrandJob*>& jobs,
                              const std::function<void(double)>& on_chunk) {
+  JobListSource source(jobs);
+  score_full(seq, source, on_chunk);
+}
+
+void ScoreEngine::read_llr(const Tensor& logits, int64_t rows, int64_t len,
+                           const std::vector<std::pair<int64_t, int64_t>>& where,
+                           const std::vector<StrandJob*>& readers) {
+  // Only the logits rows the LLR jobs read (one per job, at pos - 1) come back to the
+  // host, gathered where the model ran: the whole [rows * len, vocab] would be 64 MB per
+  // million tokens.
+  const int64_t vocab = model_.config().vocab;
+  const auto S = static_cast<int64_t>(readers.size());
+  std::vector<int32_t> spans;
+  spans.reserve(static_cast<size_t>(3 * S));
+  for (const auto& [row, col] : where)
+    spans.insert(spans.end(), {static_cast<int32_t>(row), static_cast<int32_t>(col), static_cast<int32_t>(col + 1)});
+  Tensor picked = ctx_.empty({S, vocab}, DType::F32);
+  ops::span_reduce(ctx_, logits.reshape({rows, len, vocab}), upload_i32(ctx_, spans, {S, 3}), false, picked);
+  std::vector<float> host_logits(static_cast<size_t>(S * vocab));
+  Tensor host = Tensor::wrap(host_logits.data(), {S, vocab}, DType::F32, Device::cpu());
+  ops::copy(ctx_, picked, host);
+  for (int64_t i = 0; i < S; ++i) {
+    const float* l = host_logits.data() + i * vocab;
+    StrandJob& job = *readers[static_cast<size_t>(i)];
+    job.llr_value = static_cast<double>(l[job.alt[0]]) - l[job.ref[0]];
+  }
+}
+
+void ScoreEngine::stream_forward_llr(const ContigTokens& seq, StrandJobSource& source,
+                                     const std::function<void(double)>& on_chunk) {
+  const int64_t C = options_.chunk;
+  const int64_t length = seq.contig_length();
+  StreamState state = model_.new_stream_state(ctx_, 1);
+  std::vector<StrandJob*> taken, readers;
+  std::vector<std::pair<int64_t, int64_t>> where;
+  std::vector<uint8_t> tokens;
+  size_t next = 0;  // first taken job not read yet
+  for (int64_t beg = 0; beg < length; beg += C) {
+    const int64_t len = std::min(C, length - beg);
+    // A job at pos reads the logits at pos - 1: this chunk serves pos <= beg + len.
+    source.take_before(beg + len + 1, taken);
+    readers.clear();
+    where.clear();
+    for (; next < taken.size(); ++next) {
+      StrandJob* job = taken[next];
+      if (job->strand != Strand::Forward || job->dll || job->emb)
+        throw std::logic_error("an incremental job source holds a job that is not a forward-strand LLR");
+      if (!job->llr) continue;
+      readers.push_back(job);
+      where.emplace_back(0, job->pos - 1 - beg);
+    }
+    if (readers.empty() && source.exhausted()) break;  // nothing later reads this chunk or its state
+    tokens.resize(static_cast<size_t>(len));
+    seq.strand_slice(Strand::Forward, beg, beg + len, tokens.data());
+    ForwardRequest req;
+    req.tokens = upload_u8(ctx_, tokens, {1, len});
+    req.state = &state;
+    req.want_logits = !readers.empty();
+    ForwardOutput out = model_.forward(ctx_, req);
+    tokens_run_ += len;
+    if (!readers.empty()) read_llr(out.logits, 1, len, where, readers);
+    source.final_before(beg + len + 1);
+    if (on_chunk) on_chunk(static_cast<double>(beg + len) / static_cast<double>(length));
+  }
+}
+
+void ScoreEngine::score_full(const ContigTokens& seq, StrandJobSource& source,
+                             const std::function<void(double)>& on_chunk) {
+  if (seq.beg() != 0 || seq.end() != seq.contig_length())
+    throw std::logic_error("full-context scoring needs the whole contig");
+  if (source.incremental()) {
+    stream_forward_llr(seq, source, on_chunk);
+    return;
+  }
+  std::vector<StrandJob*> jobs;
+  source.take_before(kAllPositions, jobs);
   const ScoreSelection& sel = options_.scores;
   const int64_t C = options_.chunk;
   const int64_t length = seq.contig_length();
-  if (seq.beg() != 0 || seq.end() != length) throw std::logic_error("full-context scoring needs the whole contig");
   BranchConfig bc;
   bc.dll = sel.dll;
   bc.emb = sel.emb;
@@ -88,14 +171,12 @@ void ScoreEngine::score_full(const ContigTokens& seq, const std::vector<StrandJo
                      [](const auto& a, const auto& b) { return a.first < b.first; });
   }
   const int64_t total_chunks = std::max(streams[0].chunks_needed, streams[1].chunks_needed);
-  const int64_t vocab = model_.config().vocab;
 
   std::vector<int> rows_of;  // stream index of each row of `state`
   for (int s = 0; s < 2; ++s) {
     if (streams[static_cast<size_t>(s)].chunks_needed > 0) rows_of.push_back(s);
   }
   StreamState state = model_.new_stream_state(ctx_, static_cast<int64_t>(std::max<size_t>(1, rows_of.size())));
-  std::vector<float> logits;
   std::vector<uint8_t> tokens;
 
   for (int64_t k = 0; k <= total_chunks; ++k) {
@@ -147,31 +228,17 @@ void ScoreEngine::score_full(const ContigTokens& seq, const std::vector<StrandJo
     ForwardOutput out = model_.forward(ctx_, req);
     tokens_run_ += rows * len;
     if (want_logits) {
-      // Only the logits rows the LLR jobs read (one per job, at pos - 1) come back to the
-      // host, gathered where the model ran: the whole [rows * len, vocab] would be 64 MB
-      // per million tokens.
-      std::vector<int32_t> spans;
+      std::vector<std::pair<int64_t, int64_t>> where;
       std::vector<StrandJob*> readers;
       for (int64_t r = 0; r < rows; ++r) {
         StrandStream& st = streams[static_cast<size_t>(rows_of[static_cast<size_t>(r)])];
         while (st.next_llr < st.llr_jobs.size() && st.llr_jobs[st.next_llr]->pos - 1 < beg + len) {
           StrandJob* job = st.llr_jobs[st.next_llr++];
-          const auto col = static_cast<int32_t>(job->pos - 1 - beg);
-          spans.insert(spans.end(), {static_cast<int32_t>(r), col, col + 1});
+          where.emplace_back(r, job->pos - 1 - beg);
           readers.push_back(job);
         }
       }
-      const auto S = static_cast<int64_t>(readers.size());
-      Tensor picked = ctx_.empty({S, vocab}, DType::F32);
-      ops::span_reduce(ctx_, out.logits.reshape({rows, len, vocab}), upload_i32(ctx_, spans, {S, 3}), false, picked);
-      logits.resize(static_cast<size_t>(S * vocab));
-      Tensor host = Tensor::wrap(logits.data(), {S, vocab}, DType::F32, Device::cpu());
-      ops::copy(ctx_, picked, host);
-      for (int64_t i = 0; i < S; ++i) {
-        const float* l = logits.data() + i * vocab;
-        StrandJob& job = *readers[static_cast<size_t>(i)];
-        job.llr_value = static_cast<double>(l[job.alt[0]]) - l[job.ref[0]];
-      }
+      read_llr(out.logits, rows, len, where, readers);
     }
     if (on_chunk) on_chunk(static_cast<double>(k + 1) / static_cast<double>(total_chunks));
   }
