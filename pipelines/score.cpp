@@ -105,6 +105,7 @@ class ScoreRun {
   // The outputs, opened before the first record is written (the checkpoint's hash, which
   // their header records, is computed meanwhile).
   void ensure_outputs();
+  void close_outputs();
   // A record's strand jobs, appended to `jobs` (seq: the contig's tokens, null when the
   // record cannot be scored: no such FASTA contig, or past its end).
   void build_jobs(PendingRecord& p, const ContigTokens* seq, int64_t contig_length, std::deque<StrandJob>& jobs);
@@ -439,9 +440,11 @@ void ScoreRun::start_full_batch(StreamHandoff& handoff, std::deque<FullBatch>& b
   if (b.fasta) {
     b.length = fasta_->contigs()[static_cast<size_t>(*b.fasta)].length;
     if (rec->pos < b.length) {  // records are sorted: a contig whose first record is past its end has none inside
-      const auto start = std::chrono::steady_clock::now();
-      b.seq = std::make_shared<const ContigTokens>(*fasta_, *b.fasta, 0, b.length);
-      summary_.sequence_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      // One background fetch at a time: the FASTA reader is not shared between threads.
+      for (const FullBatch& other : batches) {
+        if (&other != &b && other.seq) other.seq->fetch_done();
+      }
+      b.seq = ContigTokens::fetch_in_background(*fasta_, *b.fasta, 0, b.length);
     }
   }
   if (b.seq) {
@@ -480,6 +483,10 @@ StreamHandoff::Progress ScoreRun::write_ready(StreamHandoff& handoff, std::deque
     if (wrote) report_progress(stream_percent_ >= 0 ? "streaming " + std::to_string(stream_percent_) + "%" : "");
     // The stream holds pointers into b.jobs until it calls the contig final.
     if (!(b.closed && b.written == b.records.size() && done.all_final)) break;
+    if (b.seq) {
+      b.seq->fetch_done();
+      summary_.sequence_seconds += b.seq->fetch_seconds();
+    }
     batches.pop_front();
   }
   return done;
@@ -535,11 +542,7 @@ void ScoreRun::read_and_write_full(StreamHandoff& handoff) {
       wait_for_head();
     }
   }
-  const auto finish_start = std::chrono::steady_clock::now();
-  ensure_outputs();
-  writer_->finish();
-  if (tsv_) tsv_->finish();
-  summary_.write_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - finish_start).count();
+  close_outputs();
 }
 
 void ScoreRun::report_progress(const std::string& detail, bool force) {
@@ -648,6 +651,15 @@ void ScoreRun::prepare_output_header() {
   prepare_score_header(header, o_.scores, prov);
 }
 
+void ScoreRun::close_outputs() {
+  const auto start = std::chrono::steady_clock::now();
+  ensure_outputs();
+  writer_->finish();
+  if (tsv_) tsv_->finish();
+  summary_.close_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary_.write_seconds += summary_.close_seconds;
+}
+
 void ScoreRun::ensure_outputs() {
   if (writer_) return;
   bcf_hdr_t* header = source_->mutable_header();
@@ -703,11 +715,7 @@ ScoreSummary ScoreRun::run() {
     summary_.read_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start).count() -
                             flush_seconds_;
     flush_group();
-    const auto finish_start = std::chrono::steady_clock::now();
-    ensure_outputs();
-    writer_->finish();
-    if (tsv_) tsv_->finish();
-    summary_.write_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - finish_start).count();
+    close_outputs();
   }
   if (o_.shard.sharded())
     write_done_marker(summary_.output, DoneMarker{command_without_shard(o_.command_line), model_sha_.get()});

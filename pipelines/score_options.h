@@ -93,6 +93,7 @@ struct ScoreSummary {
   double seconds = 0;                 // the whole job
   double model_seconds = 0;           // streaming / window passes through the model
   double write_seconds = 0;           // writing the scored records, closing the outputs
+  double close_seconds = 0;           // of which closing the outputs (last blocks, sync, rename)
   double setup_seconds = 0;           // waiting for the device context and loading the model
   double sequence_seconds = 0;        // reading contig sequence from the FASTA
   double open_seconds = 0;            // opening inputs, preparing the output header

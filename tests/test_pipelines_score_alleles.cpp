@@ -98,6 +98,54 @@ TEST(ScoreAlleles, ContigTokensOnBothStrands) {
   EXPECT_EQ(part.forward(1000), fwd[1000]);
 }
 
+TEST(ScoreAlleles, ContigTokensFetchedInTheBackgroundEqualTheDirectFetch) {
+  // 2.5 Mb of chr20: a first piece of 1 Mb, then 4 Mb pieces; read while it arrives.
+  FastaReader fasta(data_path("setA/grch38.chr20_and_21_10M.fa.gz"));
+  const int id = 0;
+  const int64_t beg = 1000, end = 2500000;
+  const auto background = ContigTokens::fetch_in_background(fasta, id, beg, end);
+  EXPECT_EQ(background->forward(end - 1), background->forward(end - 1));  // waits for the last piece
+  std::vector<uint8_t> tail(3000), head(5000);
+  background->strand_slice(Strand::Forward, end - 3000, end, tail.data());
+  const int64_t L = background->contig_length();
+  background->strand_slice(Strand::Reverse, L - end, L - end + 5000, head.data());
+  background->fetch_done();
+  const ContigTokens direct(fasta, id, beg, end);
+  std::vector<uint8_t> a(static_cast<size_t>(end - beg)), b(a.size());
+  background->strand_slice(Strand::Forward, beg, end, a.data());
+  direct.strand_slice(Strand::Forward, beg, end, b.data());
+  EXPECT_EQ(a, b);
+  EXPECT_TRUE(std::equal(tail.begin(), tail.end(), b.end() - 3000));
+  std::vector<uint8_t> rc(5000);
+  direct.strand_slice(Strand::Reverse, L - end, L - end + 5000, rc.data());
+  EXPECT_EQ(head, rc);
+  EXPECT_GT(background->fetch_seconds(), 0.0);
+}
+
+TEST(ScoreAlleles, ContigTokensBackgroundFetchErrorReachesTheReader) {
+  // A character that is no base 1.5 Mb into the contig: past the first piece, so the start
+  // is read fine and the error comes to whoever waits for the bases after it.
+  test::TempDir dir;
+  const std::string path = dir / "bad.fa";
+  {
+    std::ofstream f(path);
+    f << ">chrX\n";
+    const std::string line(60, 'A');
+    for (int i = 0; i < 50000; ++i) f << (i == 25000 ? std::string(59, 'C') + "!" : line) << "\n";
+  }
+  FastaReader fasta(path);
+  const auto seq = ContigTokens::fetch_in_background(fasta, 0, 0, 3000000);
+  std::vector<uint8_t> start(1000);
+  EXPECT_NO_THROW(seq->strand_slice(Strand::Forward, 0, 1000, start.data()));  // the first piece is whole
+  EXPECT_EQ(start[999], start[0]);
+  try {
+    seq->fetch_done();
+    FAIL() << "the bad character was not reported";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("chrX:1500060"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ScoreAlleles, RegionsAndShardUnits) {
   ContigIndex space({{"chrA", 25000}, {"chrB", 8000}});
   std::vector<Region> r = {parse_region("chrB:1-100", space), parse_region("chrA:15001-25000", space),
