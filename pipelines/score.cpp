@@ -477,6 +477,15 @@ StreamHandoff::Progress ScoreRun::write_ready(StreamHandoff& handoff, std::deque
       if (!done.all_final && !(b.incremental && p.rec->pos < done.final_before)) break;
       collect_scores(p, b.jobs);
       write_record(p);
+      // The stream is done with the jobs of a final record: their memory goes now, while
+      // the model still runs, instead of all at once when the contig ends (freeing the
+      // batch of 99,393 records in one go took ~50 ms on the H200 host, after the stream).
+      for (const auto& per_strand : p.jobs) {
+        for (const int64_t j : per_strand) {
+          if (j >= 0) b.jobs[static_cast<size_t>(j)] = StrandJob{};
+        }
+      }
+      p = PendingRecord{};
       ++b.written;
       wrote = true;
     }
