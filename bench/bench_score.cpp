@@ -14,12 +14,14 @@
 // Usage: bench_score [--device cpu|cuda[:N]] [--precision bf16|fp32] [--threads N]
 //                    [--sets giab,dense] [--modes full,window,naive] [--scores llr]
 //                    [--length BASES] [--subsample K] [--slow-subsample K] [--naive-batch 64]
-//                    [--batch-size B] [--config configs/d256x8.ini] [--data DIR]
+//                    [--batch-size B] [--config configs/d256x8.ini] [--data DIR] [--keep DIR]
 // --length cuts chr20 to its first BASES (a smaller contig, so that full context also
 // runs on a CPU); --subsample K keeps every K-th variant of each set; --slow-subsample K
 // keeps every K-th of those for --context 8192 and naive only (their cost per variant is
 // fixed, so a subsample measures the same rate faster; full context streams the contig
-// whatever the number of variants, so it always gets the whole set).
+// whatever the number of variants, so it always gets the whole set). --keep DIR writes the
+// generated inputs (random model, the sets' VCFs, the cut FASTA) to DIR and leaves them
+// there, so that `genomamba score` can be timed on them as a process.
 #include <htslib/hts.h>
 #include <htslib/vcf.h>
 
@@ -55,6 +57,7 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 struct Args {
   std::string device = "cpu", precision = "bf16", sets = "giab,dense", modes = "full,window,naive", scores = "llr";
   std::string config = "configs/d256x8.ini", data = "data";
+  std::string keep;  // a directory: the generated inputs (model, VCFs, FASTA) stay there
   int threads = 0;
   int64_t length = 10000000, subsample = 1, slow_subsample = 1, naive_batch = 64, batch_size = 0;
 };
@@ -76,6 +79,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--slow-subsample") a.slow_subsample = std::atoll(v.c_str());
     else if (k == "--naive-batch") a.naive_batch = std::atoll(v.c_str());
     else if (k == "--batch-size") a.batch_size = std::atoll(v.c_str());
+    else if (k == "--keep") a.keep = v;
     else {
       std::fprintf(stderr, "bench_score: unknown option %s\n", k.c_str());
       std::exit(1);
@@ -285,7 +289,8 @@ double run_naive(const Args& a, const std::vector<Variant>& variants, const std:
 int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
   try {
-    const fs::path dir = fs::temp_directory_path() / ("bench_score." + std::to_string(getpid()));
+    const fs::path dir =
+        a.keep.empty() ? fs::temp_directory_path() / ("bench_score." + std::to_string(getpid())) : fs::path(a.keep);
     fs::create_directories(dir);
     const std::string bundled = a.data + "/setA/grch38.chr20_and_21_10M.fa.gz";
     const std::string reference = reference_for(bundled, a.length, dir);
@@ -367,7 +372,7 @@ int main(int argc, char** argv) {
                 "teardown s | rest s | records s | sequence s | writing s | of it closing s | variants / model s |\n"
                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (const auto& line : breakdown) std::printf("%s\n", line.c_str());
-    fs::remove_all(dir);
+    if (a.keep.empty()) fs::remove_all(dir);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_score: %s\n", e.what());
     return 1;
