@@ -119,7 +119,7 @@ class ScoreRun {
   struct FullBatch;
   void run_full();
   void stream_contigs(StreamHandoff& handoff);
-  void read_and_write_full(StreamHandoff& handoff);
+  void read_and_write_full(StreamHandoff& handoff, std::deque<FullBatch>& batches);
   void start_full_batch(StreamHandoff& handoff, std::deque<FullBatch>& batches, const bcf1_t* rec);
   void add_full_record(StreamHandoff& handoff, FullBatch& batch, const bcf1_t* rec);
   // Writes the head contigs' records whose scores are final; returns the head's progress as read.
@@ -383,9 +383,12 @@ struct ScoreRun::FullBatch {
 
 void ScoreRun::run_full() {
   StreamHandoff handoff;
+  // The reading thread's contigs live here, not on its stack: when it fails, the stream may
+  // still hold pointers to their jobs until it has stopped too.
+  std::deque<FullBatch> batches;
   std::thread reader([&] {
     try {
-      read_and_write_full(handoff);
+      read_and_write_full(handoff, batches);
     } catch (...) {
       handoff.fail(std::current_exception());
     }
@@ -501,10 +504,9 @@ StreamHandoff::Progress ScoreRun::write_ready(StreamHandoff& handoff, std::deque
   return done;
 }
 
-void ScoreRun::read_and_write_full(StreamHandoff& handoff) {
+void ScoreRun::read_and_write_full(StreamHandoff& handoff, std::deque<FullBatch>& batches) {
   // At most two contigs at a time: the one streamed (and written) and the next one read.
   constexpr size_t kMaxBatches = 2;
-  std::deque<FullBatch> batches;
   RecordPtr stashed{nullptr, bcf_destroy};  // the first record of a contig that has to wait for room
   bool eof = false;
   auto close_reading = [&] {

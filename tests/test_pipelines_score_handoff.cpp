@@ -84,13 +84,25 @@ TEST_F(ScoreHandoff, JobsHandedOverWhileStreamingScoreAsJobsKnownInAdvance) {
     try {
       const int contig = handoff.open_contig(seq_, true);
       StreamHandoff::Progress seen;
-      for (size_t i = 0; i < handed.size(); ++i) {
-        handoff.advance(handed[i].pos);
-        handoff.add_job(&handed[i], handed[i].pos);
-        if (i % 150 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the stream waits here
+      auto note_progress = [&] {
         const StreamHandoff::Progress now = handoff.progress(contig);
         if (!(now == seen)) final_seen.push_back(now.final_before);
         seen = now;
+      };
+      const size_t half = handed.size() / 2;
+      for (size_t i = 0; i < handed.size(); ++i) {
+        if (i == half) {
+          // Once the stream has run every chunk that the records added so far complete (a
+          // chunk needs every record before its end), it must wait for the next ones.
+          while (seen.final_before + 700 <= handed[half - 1].pos) {
+            handoff.wait_progress(contig, seen);
+            note_progress();
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        }
+        handoff.advance(handed[i].pos);
+        handoff.add_job(&handed[i], handed[i].pos);
+        note_progress();
       }
       handoff.close_contig();
       handoff.finish_input();
