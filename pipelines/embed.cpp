@@ -112,12 +112,13 @@ EmbedSummary run_embed(const EmbedJob& job, const EnvLookup& env,
 
   summary.output = shard_output_path(job.output, summary.shard);
   check_output_path(summary.output);
-  // Creating a GPU context takes a few tenths of a second (driver, cuBLAS): it runs while
-  // the checkpoint is hashed.
+  // Creating a GPU context takes a few tenths of a second (driver, cuBLAS), and hashing the
+  // checkpoint a while for a large one: both run beside the rest of the start (and the hash,
+  // which only the provenance and a shard's marker need, beside the model).
   auto pending_ctx = Context::create_async(job.device, job.threads, job.precision);
-  const std::string sha = sha256_file(weights);
-  const DoneMarker marker{command_without_shard(job.command_line), sha};
-  if (summary.shard.sharded() && shard_already_done(summary.output, marker)) {
+  std::shared_future<std::string> sha = std::async(std::launch::async, [weights] { return sha256_file(weights); });
+  const std::string job_command = command_without_shard(job.command_line);
+  if (summary.shard.sharded() && shard_already_done(summary.output, DoneMarker{job_command, sha.get()})) {
     summary.skipped = true;
     return summary;
   }
@@ -161,9 +162,8 @@ EmbedSummary run_embed(const EmbedJob& job, const EnvLookup& env,
   EmbeddingProvenance prov;
   prov.version = GENOMAMBA_VERSION;
   prov.command = job.command_line;
-  prov.job_command = marker.command;
+  prov.job_command = job_command;
   prov.checkpoint = weights;
-  prov.checkpoint_sha256 = sha;
   prov.model_config = config.to_json().dump();
   prov.reference = job.fasta;
   prov.pool = pool_name(job.pool);
@@ -191,10 +191,11 @@ EmbedSummary run_embed(const EmbedJob& job, const EnvLookup& env,
     for (uint8_t a : obs.all_n) summary.all_n_regions += a;
     prov.all_n_regions = summary.all_n_regions;
     prov.reference_md5 = pending_md5.get();
+    prov.checkpoint_sha256 = sha.get();
     writer.finish(obs, offsets, prov);
   }
   atomic.commit();
-  if (summary.shard.sharded()) write_done_marker(summary.output, marker);
+  if (summary.shard.sharded()) write_done_marker(summary.output, DoneMarker{job_command, sha.get()});
   summary.regions = static_cast<int64_t>(regions.size());
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (summary.all_n_regions > 0)
