@@ -2,12 +2,14 @@
 // handed over while they are still being added give bitwise the scores of the same jobs
 // known in advance; the stream reports how far scores are final and stops once no job
 // needs more of the contig; a failure on either side ends the other's waits; and the
-// job as a whole (run_score, --strand forward) reports a bad record met mid-stream.
+// job as a whole (run_score, --strand forward) reports a bad record met mid-stream, and
+// streams several contigs in turn (one the FASTA lacks among them), keeping the input order.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -195,6 +197,80 @@ TEST_F(ScoreHandoff, ForwardStrandJobReportsAnUnsortedRecordAndLeavesNoOutput) {
     EXPECT_NE(std::string(e.what()).find("record 2,001"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(std::filesystem::exists(dir_ / "out.vcf.gz"));
+}
+
+TEST_F(ScoreHandoff, SeveralContigsStreamInTurnAndKeepTheInputOrder) {
+  // Three contigs cut from set B's chr22 (real bases) and, between them, records on a contig
+  // the FASTA lacks: the reading thread holds two contigs at a time, hands three to the
+  // stream, and writes the other's records (GM_OUTSIDE) in their place.
+  struct Cut {
+    const char* name;
+    int64_t beg, length, step;
+  };
+  const Cut cuts[] = {{"cA", 0, 9000, 97}, {"cB", 12000, 7000, 89}, {"cC", 25000, 11000, 101}};
+  FastaReader source(data_path("setB/genome.fasta"));
+  const std::string fa = dir_ / "three.fa", vcf = dir_ / "three.vcf";
+  std::ofstream f(fa), v(vcf);
+  v << "##fileformat=VCFv4.2\n";
+  for (const Cut& c : cuts) v << "##contig=<ID=" << c.name << ",length=" << c.length << ">\n";
+  v << "##contig=<ID=cX,length=5000>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n";
+  static const char* kNext[] = {"C", "G", "T", "A"};
+  size_t expected = 0;
+  for (const Cut& c : cuts) {
+    const std::string bases = source.fetch_string(Region{0, "chr22", c.beg, c.beg + c.length});
+    f << ">" << c.name << "\n";
+    for (int64_t p = 0; p < c.length; p += 60) f << bases.substr(static_cast<size_t>(p), 60) << "\n";
+    for (int64_t p = 0; p < c.length; p += c.step) {
+      const char b = bases[static_cast<size_t>(p)];
+      const int k = std::string("ACGT").find(b) == std::string::npos ? -1 : static_cast<int>(std::string("ACGT").find(b));
+      if (k < 0) continue;
+      v << c.name << "\t" << p + 1 << "\t.\t" << b << "\t" << kNext[k] << "\t.\t.\t.\n";
+      ++expected;
+    }
+    if (std::string(c.name) == "cA") {
+      for (int p : {100, 2000, 4000}) v << "cX\t" << p << "\t.\tA\tC\t.\t.\t.\n";
+      expected += 3;
+    }
+  }
+  f.close();
+  v.close();
+  auto run = [&](bool full, ScoreStrands strand, const std::string& name) {
+    ScoreOptions o = test::score_options(vcf, fa, weights_, dir_ / (name + ".vcf.gz"));
+    o.tsv = dir_ / (name + ".tsv");
+    o.scores = parse_score_selection("llr");
+    o.strand = strand;
+    o.full_context = full;
+    o.context = 50000;  // window mode: more than any contig, so every base before the allele
+    o.chunk = 1000;
+    o.allow_partial_reference = true;
+    std::ostringstream log;
+    run_score(o, log);
+    return test::read_score_tsv(o.tsv);
+  };
+  for (const ScoreStrands strand : {ScoreStrands::Forward, ScoreStrands::Both}) {
+    SCOPED_TRACE(score_strands_name(strand));
+    const auto full = run(true, strand, "full"), window = run(false, strand, "window");
+    ASSERT_EQ(full.size(), expected);
+    ASSERT_EQ(window.size(), expected);
+    int outside = 0, scored = 0;
+    for (size_t i = 0; i < full.size(); ++i) {
+      SCOPED_TRACE(full[i].chrom + ":" + std::to_string(full[i].pos));
+      EXPECT_EQ(full[i].chrom, window[i].chrom);
+      EXPECT_EQ(full[i].pos, window[i].pos);
+      EXPECT_TRUE(test::same_score(full[i].llr, window[i].llr, 2e-5, 1e-4)) << full[i].llr << " vs " << window[i].llr;
+      if (full[i].chrom == "cX") {
+        EXPECT_TRUE(full[i].has("GM_OUTSIDE"));
+        ++outside;
+      } else {
+        scored += std::isfinite(full[i].llr);
+      }
+    }
+    EXPECT_EQ(outside, 3);
+    EXPECT_GT(scored, 250);
+    // Input order: cA, then cX, then cB, then cC.
+    EXPECT_EQ(full.front().chrom, "cA");
+    EXPECT_EQ(full.back().chrom, "cC");
+  }
 }
 
 }  // namespace
