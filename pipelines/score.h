@@ -19,6 +19,9 @@
 // differ in the last float bits (row lengths and batch layout change the kernels' blocking).
 // Full context and sharded runs need the records sorted (contigs contiguous, positions
 // non-decreasing): unsorted input is an error that says to run bcftools sort.
+// With full context the calling thread only streams the model; a second thread reads the
+// records, builds their jobs and writes each record once its scores are final
+// (score_handoff.h); window mode runs every step on the calling thread.
 #pragma once
 
 #include <iosfwd>
