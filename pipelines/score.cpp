@@ -106,6 +106,8 @@ class ScoreRun {
   // their header records, is computed meanwhile).
   void ensure_outputs();
   void close_outputs();
+  // What a shard's done marker records: the command without --shard, the checkpoint hash.
+  DoneMarker done_marker() const { return {command_without_shard(o_.command_line), model_sha_.get()}; }
   // A record's strand jobs, appended to `jobs` (seq: the contig's tokens, null when the
   // record cannot be scored: no such FASTA contig, or past its end).
   void build_jobs(PendingRecord& p, const ContigTokens* seq, int64_t contig_length, std::deque<StrandJob>& jobs);
@@ -162,7 +164,7 @@ class ScoreRun {
   std::optional<int> group_fasta_;
   int64_t group_min_ = 0, group_max_ = 0;
   std::chrono::steady_clock::time_point last_progress_;
-  double flush_seconds_ = 0;  // time in flush_group, all groups
+  double flush_seconds_ = 0;  // time in the groups flushed while reading
 };
 
 void ScoreRun::validate_options() const {
@@ -241,7 +243,11 @@ void ScoreRun::add(const bcf1_t* rec, std::optional<int> fasta_id) {
   if (!group_.empty()) {
     const bool flush = rec->rid != group_rid_ || group_.size() >= kGroupRecords ||
                        std::max(group_max_, end) - std::min<int64_t>(group_min_, rec->pos) > kGroupSpan;
-    if (flush) flush_group();
+    if (flush) {
+      const auto start = std::chrono::steady_clock::now();
+      flush_group();
+      flush_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
   }
   if (group_.empty()) {
     group_rid_ = rec->rid;
@@ -325,18 +331,12 @@ void ScoreRun::write_record(PendingRecord& p) {
   summary_.outside += p.result.outside;
   summary_.ref_mismatch += p.result.ref_mismatch;
   summary_.edge += p.result.edge;
-  p.rec.reset();
   summary_.write_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 void ScoreRun::flush_group() {
   if (group_.empty()) return;
   const auto setup_start = std::chrono::steady_clock::now();
-  struct AddDuration {
-    double& total;
-    std::chrono::steady_clock::time_point start;
-    ~AddDuration() { total += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
-  } flush_timer{flush_seconds_, setup_start};
   load_model();
   const auto sequence_start = std::chrono::steady_clock::now();
   summary_.setup_seconds += std::chrono::duration<double>(sequence_start - setup_start).count();
@@ -373,7 +373,6 @@ struct ScoreRun::FullBatch {
   int contig = -1;  // index in the StreamHandoff; -1: nothing of it is scored (no stream)
   bool incremental = false;
   bool closed = false;  // every record of the contig is in `records`
-  std::optional<int> fasta;
   int64_t length = 0;
   std::shared_ptr<const ContigTokens> seq;
   std::deque<PendingRecord> records;  // input order
@@ -439,15 +438,15 @@ const bcf1_t* ScoreRun::next_selected_record() {
 void ScoreRun::start_full_batch(StreamHandoff& handoff, std::deque<FullBatch>& batches, const bcf1_t* rec) {
   FullBatch& b = batches.emplace_back();
   b.rid = rec->rid;
-  b.fasta = fasta_contig(rec);
-  if (b.fasta) {
-    b.length = fasta_->contigs()[static_cast<size_t>(*b.fasta)].length;
+  const std::optional<int> fasta = fasta_contig(rec);
+  if (fasta) {
+    b.length = fasta_->contigs()[static_cast<size_t>(*fasta)].length;
     if (rec->pos < b.length) {  // records are sorted: a contig whose first record is past its end has none inside
       // One background fetch at a time: the FASTA reader is not shared between threads.
       for (const FullBatch& other : batches) {
         if (&other != &b && other.seq) other.seq->fetch_done();
       }
-      b.seq = ContigTokens::fetch_in_background(*fasta_, *b.fasta, 0, b.length);
+      b.seq = ContigTokens::fetch_in_background(*fasta_, *fasta, 0, b.length);
     }
   }
   if (b.seq) {
@@ -700,7 +699,7 @@ ScoreSummary ScoreRun::run() {
   // rest of the start.
   model_sha_ = std::async(std::launch::async, [path = o_.weights] { return sha256_file(path); }).share();
   if (o_.shard.sharded() &&
-      shard_already_done(summary_.output, DoneMarker{command_without_shard(o_.command_line), model_sha_.get()})) {
+      shard_already_done(summary_.output, done_marker())) {
     summary_.skipped = true;
     log_ << "score: shard " << o_.shard.to_string() << " is already done (" << summary_.output << "), skipped\n";
     return summary_;
@@ -728,8 +727,7 @@ ScoreSummary ScoreRun::run() {
     flush_group();
     close_outputs();
   }
-  if (o_.shard.sharded())
-    write_done_marker(summary_.output, DoneMarker{command_without_shard(o_.command_line), model_sha_.get()});
+  if (o_.shard.sharded()) write_done_marker(summary_.output, done_marker());
   summary_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (progress_) {
     report_progress("done", true);

@@ -20,8 +20,8 @@ constexpr int64_t kPiece = int64_t{1} << 22;
 struct ContigTokens::Background {
   std::thread thread;
   std::atomic<bool> stop{false};
-  mutable std::mutex mu;
-  mutable std::condition_variable cv;
+  std::mutex mu;
+  std::condition_variable cv;
   std::exception_ptr error;
 };
 
