@@ -111,7 +111,7 @@ TEST_F(EmbedDevicePooling, CudaEngineEqualsCpuEngine) {
       const std::vector<float> want = embed_all(cpu, *cpu_model, fasta, regions, o);
       for (Precision precision : {Precision::FP32, Precision::BF16}) {
         SCOPED_TRACE(std::string(pool_name(pool)) + " " + strand_mode_name(strand) + " " + precision_name(precision));
-        auto gpu = make_cuda_context(Device::cuda(0), precision);
+        auto gpu = Context::create(Device::cuda(0), 0, precision);
         auto gpu_model = load_model(*gpu, dir / "model.safetensors");
         const std::vector<float> got = embed_all(*gpu, *gpu_model, fasta, regions, o);
         EXPECT_LT(max_rel_diff(got, want), precision == Precision::FP32 ? 1e-4 : 5e-2);
