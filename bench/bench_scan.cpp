@@ -14,6 +14,8 @@
 //        bench_scan [repeats] crossover   (forward only, chunked vs serial kernels, at
 // ~2^20 tokens of 512 channels from 1 x 2^20 to 64 x 2^14, and at the model's d512
 // training shape 4 x 1024 x 32,768 and row 4: where the default's forward switches kernels)
+//        bench_scan [repeats] layout   (default variant at 8 x 512 x L with the rows of every
+// [batch, rows, L] tensor a given pitch apart: what a length costs from its rows' alignment)
 #include <cstdio>
 #include <cstdlib>
 
@@ -171,6 +173,69 @@ ScanSet make_set(gm::Context& ctx, RandomFill& rnd, int64_t B, int64_t D, int64_
   return s;
 }
 
+// Forward and forward + backward (default variant) at 8 x 512 x L with every [B, rows, L]
+// tensor a view of rows `pitch` elements apart: whether a length's cost per token comes from
+// the row alignment (pitch * 2 bytes modulo 32 / 128) or from the length itself.
+void layouts(gm::Context& ctx, cudaStream_t s, RandomFill& rnd, int repeats) {
+  struct Layout {
+    int64_t L, pitch;
+  };
+  const Layout layouts[] = {{131072, 131072}, {131000, 131000}, {131000, 131072}, {131000, 131008},
+                            {131000, 131056}, {131072, 131080}, {131072, 131136}};
+  const int64_t B = 8, D = 512, N = 16;
+  std::printf("\n| L | row pitch (elements) | row start mod 32 B | fwd ms | fwd+bwd ms | fwd, fwd+bwd per 2^20 tok |\n");
+  std::printf("|---|---|---|---|---|---|\n");
+  for (const Layout& lay : layouts) {
+    auto rows = [&](int64_t r) {
+      Tensor t = ctx.empty({B, r, lay.pitch}, DType::BF16);
+      return t;
+    };
+    Tensor u = rows(D), delta = rows(D), z = rows(D), Bm = rows(N), Cm = rows(N), out = rows(D), dout = rows(D);
+    Tensor du = rows(D), ddelta = rows(D), dz = rows(D), dB = rows(N), dC = rows(N);
+    rnd.normal(u, 0.f, 1.f);
+    rnd.uniform(delta, -1.f, 1.f);
+    rnd.uniform(z, -3.f, 3.f);
+    rnd.normal(Bm, 0.f, 1.f);
+    rnd.normal(Cm, 0.f, 1.f);
+    rnd.normal(dout, 0.f, 1.f);
+    Tensor A = ctx.empty({D, N}, DType::F32), Dskip = ctx.empty({D}, DType::F32), bias = ctx.empty({D}, DType::F32);
+    rnd.uniform(Dskip, 0.5f, 1.5f);
+    rnd.uniform(bias, -6.9f, -2.25f);
+    std::vector<float> a(D * N);
+    for (int64_t i = 0; i < D * N; ++i) a[i] = -static_cast<float>(i % N + 1);
+    check(cudaMemcpy(A.raw(), a.data(), a.size() * 4, cudaMemcpyHostToDevice), "A");
+    auto view = [&](Tensor& t) { return t.narrow(2, 0, lay.L); };
+    Tensor uv = view(u), dv = view(delta), zv = view(z), bv = view(Bm), cv = view(Cm), ov = view(out),
+           gv = view(dout), duv = view(du), ddv = view(ddelta), dzv = view(dz), dbv = view(dB), dcv = view(dC);
+    Tensor saved = ctx.empty({gm::cuda::selective_scan_saved_numel(ctx, B, D, lay.L, N)}, DType::F32);
+    Tensor dA = ctx.empty({D, N}, DType::F32), dD = ctx.empty({D}, DType::F32), dbias = ctx.empty({D}, DType::F32);
+    gm::ScanInputs in;
+    in.u = &uv;
+    in.delta = &dv;
+    in.A = &A;
+    in.B = &bv;
+    in.C = &cv;
+    in.Dskip = &Dskip;
+    in.z = &zv;
+    in.delta_bias = &bias;
+    in.delta_softplus = true;
+    gm::ScanGrads g{&duv, &ddv, &dA, &dbv, &dcv, &dD, &dzv, &dbias, nullptr};
+    const auto v = gm::cuda::ScanVariant::kDefault;
+    auto fwd = [&] { gm::cuda::selective_scan_fwd_variant(ctx, v, in, ov, nullptr, &saved); };
+    auto fwdbwd = [&] {
+      fwd();
+      gm::cuda::selective_scan_bwd_variant(ctx, v, in, &saved, gv, g);
+    };
+    const double f_ms = median_ms(s, 2, repeats, fwd);
+    const double fb_ms = median_ms(s, 1, std::max(3, repeats / 2), fwdbwd);
+    const double per = static_cast<double>(1 << 20) / static_cast<double>(B * lay.L);
+    std::printf("| %lld | %lld | %lld (odd rows) | %.2f | %.2f | %.2f, %.2f |\n", static_cast<long long>(lay.L),
+                static_cast<long long>(lay.pitch), static_cast<long long>((lay.pitch * 2) % 32), f_ms, fb_ms,
+                f_ms * per, fb_ms * per);
+    std::fflush(stdout);
+  }
+}
+
 // Forward times (saved written) of the chunked and serial kernels and the default, by
 // batch x channels: the measurement behind default_fwd_is_serial.
 void crossover(gm::Context& ctx, cudaStream_t s, RandomFill& rnd, int repeats) {
@@ -215,7 +280,8 @@ int main(int argc, char** argv) {
   const bool once = asked == 0;
   const int repeats = std::max(3, asked);
   const bool cross = argc > 2 && std::string(argv[2]) == "crossover";
-  const int only_row = argc > 2 && !cross ? std::atoi(argv[2]) : 0;
+  const bool layout = argc > 2 && std::string(argv[2]) == "layout";
+  const int only_row = argc > 2 && !cross && !layout ? std::atoi(argv[2]) : 0;
   const std::string only_variant = argc > 3 ? argv[3] : "";
   if (!gm::cuda_available()) {
     std::printf("bench_scan: no CUDA device\n");
@@ -226,12 +292,16 @@ int main(int argc, char** argv) {
   cudaStream_t s = c.stream();
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, 0), "properties");
-  const double copy_bw = once || cross ? 0.0 : copy_bandwidth(*ctx, s);
+  const double copy_bw = once || cross || layout ? 0.0 : copy_bandwidth(*ctx, s);
   std::printf("GPU: %s, %d SMs; device-to-device copy %.2f TB/s (read + write)\n\n", prop.name,
               prop.multiProcessorCount, copy_bw / 1e12);
   RandomFill rnd(c);
   if (cross) {
     crossover(*ctx, s, rnd, repeats);
+    return 0;
+  }
+  if (layout) {
+    layouts(*ctx, s, rnd, repeats);
     return 0;
   }
 

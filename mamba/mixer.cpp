@@ -11,26 +11,34 @@
 
 namespace gm {
 
+int64_t MixerDims::pitch() const {
+  const int64_t align = length >= 8192 ? 512 : 64;
+  return (length + align - 1) / align * align;
+}
+
+Tensor channel_major(Context& ctx, const MixerDims& m, int64_t rows, DType dtype) {
+  return ctx.empty({m.batch, rows, m.pitch()}, dtype).narrow(2, 0, m.length);
+}
+
 MixerActivations MixerActivations::allocate_inference(Context& ctx, const MixerDims& m) {
   const DType act = ctx.act_dtype();
   MixerActivations a;
-  a.xz = ctx.empty({m.batch, 2 * m.d_inner, m.length}, act);
-  a.xc = ctx.empty({m.batch, m.d_inner, m.length}, act);
-  a.delta = ctx.empty({m.batch, m.d_inner, m.length}, act);
+  a.xz = channel_major(ctx, m, 2 * m.d_inner, act);
+  a.xc = channel_major(ctx, m, m.d_inner, act);
+  a.delta = channel_major(ctx, m, m.d_inner, act);
   a.y = a.x();
-  a.x_dbl = ctx.empty({m.batch, m.dt_rank + 2 * m.d_state, m.length}, act);
+  a.x_dbl = channel_major(ctx, m, m.dt_rank + 2 * m.d_state, act);
   a.A = ctx.empty({m.d_inner, m.d_state}, DType::F32);
   return a;
 }
 
 MixerGradWorkspace MixerGradWorkspace::allocate(Context& ctx, const MixerDims& m) {
   const DType act = ctx.act_dtype();
-  const Tensor::Shape channel_major = {m.batch, m.d_inner, m.length};
   MixerGradWorkspace w;
-  w.dxz = ctx.empty({m.batch, 2 * m.d_inner, m.length}, act);
-  w.dxc = ctx.empty(channel_major, act);
-  w.ddelta = ctx.empty(channel_major, act);
-  w.dx_dbl = ctx.empty({m.batch, m.dt_rank + 2 * m.d_state, m.length}, act);
+  w.dxz = channel_major(ctx, m, 2 * m.d_inner, act);
+  w.dxc = channel_major(ctx, m, m.d_inner, act);
+  w.ddelta = channel_major(ctx, m, m.d_inner, act);
+  w.dx_dbl = channel_major(ctx, m, m.dt_rank + 2 * m.d_state, act);
   w.dA = ctx.empty({m.d_inner, m.d_state}, DType::F32);
   w.dA_log = ctx.empty({m.d_inner, m.d_state}, DType::F32);
   w.dDskip = ctx.empty({m.d_inner}, DType::F32);
@@ -62,14 +70,15 @@ const Tensor* conv_bias_of(const MixerParams& w_f32) { return w_f32.conv_b.defin
 // in_proj: xz[b] (2D x L) = W_in (2D x d) @ h[b]^T, h[b] stored L x d.
 void in_proj(Context& ctx, const MixerDims& m, const MixerParams& w, const Tensor& h, MixerActivations& act) {
   const int64_t L = m.length, d = m.d_model, D2 = 2 * m.d_inner;
-  ops::gemm(ctx, false, true, D2, L, d, 1.f, w.in_proj, d, 0, h, d, L * d, 0.f, act.xz, L, act.xz.stride(0), m.batch);
+  ops::gemm(ctx, false, true, D2, L, d, 1.f, w.in_proj, d, 0, h, d, L * d, 0.f, act.xz, act.xz.stride(1),
+            act.xz.stride(0), m.batch);
 }
 
 // dt_proj without its bias: delta[b] (D x L) = W_dt (D x R) @ dt_low[b], the first R rows of x_dbl[b].
 void dt_proj(Context& ctx, const MixerDims& m, const MixerParams& w, MixerActivations& act) {
   const int64_t D = m.d_inner, L = m.length, R = m.dt_rank;
-  ops::gemm(ctx, false, false, D, L, R, 1.f, w.dt_w, R, 0, act.x_dbl, L, act.x_dbl.stride(0), 0.f, act.delta, L,
-            act.delta.stride(0), m.batch);
+  ops::gemm(ctx, false, false, D, L, R, 1.f, w.dt_w, R, 0, act.x_dbl, act.x_dbl.stride(1), act.x_dbl.stride(0), 0.f,
+            act.delta, act.delta.stride(1), act.delta.stride(0), m.batch);
 }
 
 }  // namespace
@@ -101,8 +110,8 @@ void mixer_forward(Context& ctx, const MixerDims& m, const MixerParams& w, const
   // x is dead from here on: y may take its place.
 
   // x_proj: x_dbl[b] (X x L) = W_xp (X x D) @ xc[b] (D x L).
-  ops::gemm(ctx, false, false, X, L, D, 1.f, w.x_proj, D, 0, act.xc, L, act.xc.stride(0), 0.f, act.x_dbl, L,
-            act.x_dbl.stride(0), Bn);
+  ops::gemm(ctx, false, false, X, L, D, 1.f, w.x_proj, D, 0, act.xc, act.xc.stride(1), act.xc.stride(0), 0.f, act.x_dbl,
+            act.x_dbl.stride(1), act.x_dbl.stride(0), Bn);
   dt_proj(ctx, m, w, act);
 
   ops::neg_exp(ctx, w_f32.A_log, act.A);
@@ -120,7 +129,8 @@ void mixer_forward(Context& ctx, const MixerDims& m, const MixerParams& w, const
 
   // out_proj: out[b] (L x d) = y[b]^T (y[b] stored D x L) @ W_out^T (W_out stored d x D).
   if (out)
-    ops::gemm(ctx, true, true, L, d, D, 1.f, act.y, L, act.y.stride(0), w.out_proj, D, 0, 0.f, *out, d, L * d, Bn);
+    ops::gemm(ctx, true, true, L, d, D, 1.f, act.y, act.y.stride(1), act.y.stride(0), w.out_proj, D, 0, 0.f, *out, d,
+              L * d, Bn);
 }
 
 void mixer_backward(Context& ctx, const MixerDims& m, const MixerParams& w, const MixerParams& w_f32,
@@ -136,11 +146,11 @@ void mixer_backward(Context& ctx, const MixerDims& m, const MixerParams& w, cons
   // out_proj. dW_out (d x D) += dout[b]^T (stored L x d) @ y[b]^T (stored D x L).
   for (int64_t b = 0; b < Bn; ++b) {
     Tensor gw = g.out_proj;
-    ops::gemm(ctx, true, true, d, D, L, 1.f, dout3[b], d, 0, act.y[b], L, 0, 1.f, gw, D, 0, 1);
+    ops::gemm(ctx, true, true, d, D, L, 1.f, dout3[b], d, 0, act.y[b], act.y.stride(1), 0, 1.f, gw, D, 0, 1);
   }
   // dy[b] (D x L) = W_out^T (stored d x D) @ dout[b]^T (stored L x d), written over y.
   Tensor dy = act.y;
-  ops::gemm(ctx, true, true, D, L, d, 1.f, w.out_proj, D, 0, dout, d, L * d, 0.f, dy, L, dy.stride(0), Bn);
+  ops::gemm(ctx, true, true, D, L, d, 1.f, w.out_proj, D, 0, dout, d, L * d, 0.f, dy, dy.stride(1), dy.stride(0), Bn);
 
   // Selective scan: dB and dC land directly in their rows of dx_dbl, dz in its half of dxz.
   const Tensor Bm = act.x_dbl.narrow(1, R, N);
@@ -171,19 +181,23 @@ void mixer_backward(Context& ctx, const MixerDims& m, const MixerParams& w, cons
   // dt_proj. dW_dt (D x R) += ddelta[b] (D x L) @ dt_low[b]^T (stored R x L).
   for (int64_t b = 0; b < Bn; ++b) {
     Tensor gw = g.dt_w;
-    ops::gemm(ctx, false, true, D, R, L, 1.f, ws.ddelta[b], L, 0, act.x_dbl[b], L, 0, 1.f, gw, R, 0, 1);
+    ops::gemm(ctx, false, true, D, R, L, 1.f, ws.ddelta[b], ws.ddelta.stride(1), 0, act.x_dbl[b],
+              act.x_dbl.stride(1), 0, 1.f, gw, R, 0, 1);
   }
   // d dt_low[b] (R x L) = W_dt^T (stored D x R) @ ddelta[b] (D x L), into rows 0..R of dx_dbl[b].
   const int64_t X = R + 2 * N;
-  ops::gemm(ctx, true, false, R, L, D, 1.f, w.dt_w, R, 0, ws.ddelta, L, D * L, 0.f, ws.dx_dbl, L, X * L, Bn);
+  ops::gemm(ctx, true, false, R, L, D, 1.f, w.dt_w, R, 0, ws.ddelta, ws.ddelta.stride(1), ws.ddelta.stride(0), 0.f,
+            ws.dx_dbl, ws.dx_dbl.stride(1), ws.dx_dbl.stride(0), Bn);
 
   // x_proj. dW_xp (X x D) += dx_dbl[b] (X x L) @ xc[b]^T (stored D x L).
   for (int64_t b = 0; b < Bn; ++b) {
     Tensor gw = g.x_proj;
-    ops::gemm(ctx, false, true, X, D, L, 1.f, ws.dx_dbl[b], L, 0, act.xc[b], L, 0, 1.f, gw, D, 0, 1);
+    ops::gemm(ctx, false, true, X, D, L, 1.f, ws.dx_dbl[b], ws.dx_dbl.stride(1), 0, act.xc[b], act.xc.stride(1), 0, 1.f,
+              gw, D, 0, 1);
   }
   // dxc[b] += W_xp^T (stored X x D) @ dx_dbl[b] (X x L): xc feeds both the scan and x_proj.
-  ops::gemm(ctx, true, false, D, L, X, 1.f, w.x_proj, D, 0, ws.dx_dbl, L, X * L, 1.f, ws.dxc, L, D * L, Bn);
+  ops::gemm(ctx, true, false, D, L, X, 1.f, w.x_proj, D, 0, ws.dx_dbl, ws.dx_dbl.stride(1), ws.dx_dbl.stride(0), 1.f,
+            ws.dxc, ws.dxc.stride(1), ws.dxc.stride(0), Bn);
 
   // Causal conv + SiLU, from x (recomputed first when y took its place).
   if (x_lost) in_proj(ctx, m, w, h, act);
@@ -196,10 +210,11 @@ void mixer_backward(Context& ctx, const MixerDims& m, const MixerParams& w, cons
   const int64_t D2 = 2 * D;
   for (int64_t b = 0; b < Bn; ++b) {
     Tensor gw = g.in_proj;
-    ops::gemm(ctx, false, false, D2, d, L, 1.f, ws.dxz[b], L, 0, h3[b], d, 0, 1.f, gw, d, 0, 1);
+    ops::gemm(ctx, false, false, D2, d, L, 1.f, ws.dxz[b], ws.dxz.stride(1), 0, h3[b], d, 0, 1.f, gw, d, 0, 1);
   }
   // dh[b] (L x d) = dxz[b]^T (stored 2D x L) @ W_in (2D x d).
-  ops::gemm(ctx, true, false, L, d, D2, 1.f, ws.dxz, L, D2 * L, w.in_proj, d, 0, 0.f, dh, d, L * d, Bn);
+  ops::gemm(ctx, true, false, L, d, D2, 1.f, ws.dxz, ws.dxz.stride(1), ws.dxz.stride(0), w.in_proj, d, 0, 0.f, dh, d,
+            L * d, Bn);
 }
 
 }  // namespace gm

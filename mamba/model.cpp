@@ -183,12 +183,12 @@ double MambaModel::forward_backward(Context& ctx, const TokenInputs& in, float g
   // ---- buffers shared by every layer ----
   MixerGradWorkspace ws = MixerGradWorkspace::allocate(ctx, md);
   MixerActivations shared;
-  shared.xc = ctx.empty({B, D, L}, act);
+  shared.xc = channel_major(ctx, md, D, act);
   shared.delta = ws.dx();
   if (any_recompute) {
-    shared.xz = ctx.empty({B, 2 * D, L}, act);
+    shared.xz = channel_major(ctx, md, 2 * D, act);
     shared.y = shared.x();
-    shared.x_dbl = ctx.empty({B, X, L}, act);
+    shared.x_dbl = channel_major(ctx, md, X, act);
     shared.scan_saved = ctx.empty({scan_saved_numel}, DType::F32);
   }
 
@@ -213,11 +213,11 @@ double MambaModel::forward_backward(Context& ctx, const TokenInputs& in, float g
     if (s.recompute) {
       s.act = shared;
     } else {
-      s.act.xz = ctx.empty({B, 2 * D, L}, act);
+      s.act.xz = channel_major(ctx, md, 2 * D, act);
       s.act.xc = shared.xc;
       s.act.delta = shared.delta;
-      s.act.y = ctx.empty({B, D, L}, act);
-      s.act.x_dbl = ctx.empty({B, X, L}, act);
+      s.act.y = channel_major(ctx, md, D, act);
+      s.act.x_dbl = channel_major(ctx, md, X, act);
       s.act.scan_saved = ctx.empty({scan_saved_numel}, DType::F32);
     }
     s.act.A = ctx.empty({D, N}, DType::F32);
@@ -283,7 +283,9 @@ TrainMemoryEstimate MambaModel::train_memory_estimate(int64_t batch, int64_t len
   const int64_t a = static_cast<int64_t>(dtype_size(act)), f = 4;
   const int64_t M = batch * length, d = cfg_.d_model, D = cfg_.d_inner(), N = cfg_.d_state, K = cfg_.d_conv;
   const int64_t X = cfg_.rank() + 2 * N, V = cfg_.vocab;
-  const int64_t slot = M * D * a, x_dbl = M * X * a;
+  // Channel-major activations take batch x pitch elements per row (MixerDims::pitch).
+  const int64_t rows_len = batch * dims(batch, length).pitch();
+  const int64_t slot = rows_len * D * a, x_dbl = rows_len * X * a;
   // The CUDA scan's layout: states of 16 lanes before every 512-step chunk; its backward
   // keeps three such tensors more and per-chunk partials, and sums dB, dC over groups of
   // 32 channels in [2, B, D/32, 16, L] f32 (the largest scratch of the step), plus its main
