@@ -10,12 +10,13 @@
 // free memory. The "recomputed" column says how many layers the plan recomputed.
 //
 // Usage: bench_model [--device cuda] [--precision bf16|fp32] [--steps N] [--only ROW]
-//        [--profile ROW]   (one training step of ROW, then one inference forward, every op timed,
-//                          synchronised)
+//        [--profile ROW]   (one training step of ROW when it trains, then one inference forward,
+//                          every op timed, synchronised)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -137,8 +138,9 @@ int main(int argc, char** argv) {
       const float scale = static_cast<float>(1.0 / host.weight_sum(1.f));
       gm::TrainOptions opt;
       opt.memory_budget = static_cast<int64_t>(row.budget_gib * 1024.0 * 1024.0 * 1024.0);
+      std::unique_ptr<gm::AdamW> adamw;
       if (row.train) {
-        gm::AdamW adamw(*ctx, model.params(), {});
+        adamw = std::make_unique<gm::AdamW>(*ctx, model.params(), gm::AdamWConfig{});
         const auto plan = model.plan_recompute(*ctx, row.batch, row.length, opt);
         recomputed = static_cast<int>(std::count(plan.begin(), plan.end(), true));
         opt.recompute = plan;  // the same plan every step
@@ -149,23 +151,29 @@ int main(int argc, char** argv) {
           ctx->profile = &prof;
           model.params().zero_grads(*ctx);
           model.forward_backward(*ctx, inputs, scale, opt);
-          adamw.step(*ctx, 1e-3);
+          adamw->step(*ctx, 1e-3);
           ctx->profile = nullptr;
           std::printf("profile of one training step, row %d (d%lld x %lld, %lld x %lld, %d recomputed):\n", index,
                       (long long)row.d_model, (long long)row.n_layer, (long long)row.batch, (long long)row.length,
                       recomputed);
           print_profile(prof);
-          gm::OpProfile iprof;
-          gm::ForwardRequest ireq;
-          ireq.tokens = inputs.tokens;
-          model.forward(*ctx, ireq);  // warm-up
-          ctx->profile = &iprof;
-          model.forward(*ctx, ireq);
-          ctx->profile = nullptr;
-          std::printf("\nprofile of one inference forward (logits), same row:\n");
-          print_profile(iprof);
-          return 0;
+          std::printf("\n");
         }
+      }
+      if (profile >= 0) {
+        gm::OpProfile iprof;
+        gm::ForwardRequest ireq;
+        ireq.tokens = inputs.tokens;
+        model.forward(*ctx, ireq);  // warm-up
+        ctx->profile = &iprof;
+        model.forward(*ctx, ireq);
+        ctx->profile = nullptr;
+        std::printf("profile of one inference forward (logits), row %d (d%lld x %lld, %lld x %lld):\n", index,
+                    (long long)row.d_model, (long long)row.n_layer, (long long)row.batch, (long long)row.length);
+        print_profile(iprof);
+        return 0;
+      }
+      if (row.train) {
         ctx->allocator().reset_peak();
         std::vector<double> times;
         for (int s = 0; s < timed + warm; ++s) {
@@ -173,7 +181,7 @@ int main(int argc, char** argv) {
           const auto t0 = std::chrono::steady_clock::now();
           model.params().zero_grads(*ctx);
           model.forward_backward(*ctx, inputs, scale, opt);
-          adamw.step(*ctx, 1e-3);
+          adamw->step(*ctx, 1e-3);
           ctx->synchronize();
           if (s >= warm) times.push_back(seconds_since(t0));
         }
