@@ -16,6 +16,8 @@
 // training shape 4 x 1024 x 32,768 and row 4: where the default's forward switches kernels)
 //        bench_scan [repeats] layout   (default variant at 8 x 512 x L with the rows of every
 // [batch, rows, L] tensor a given pitch apart: what a length costs from its rows' alignment)
+//        bench_scan [repeats] states   (the backward with and without `saved` at the four
+// PEERS.md shapes: the time of the forward's states-only pass)
 #include <cstdio>
 #include <cstdlib>
 
@@ -183,7 +185,8 @@ void layouts(gm::Context& ctx, cudaStream_t s, RandomFill& rnd, int repeats) {
   const Layout layouts[] = {{131072, 131072}, {131000, 131000}, {131000, 131072}, {131000, 131008},
                             {131000, 131056}, {131072, 131080}, {131072, 131136}};
   const int64_t B = 8, D = 512, N = 16;
-  std::printf("\n| L | row pitch (elements) | row start mod 32 B | fwd ms | fwd+bwd ms | fwd, fwd+bwd per 2^20 tok |\n");
+  std::printf("\n| L | row pitch (elements) | row start mod 32 B | fwd ms | fwd+bwd ms | "
+              "fwd, fwd+bwd per 2^20 tok |\n");
   std::printf("|---|---|---|---|---|---|\n");
   for (const Layout& lay : layouts) {
     auto rows = [&](int64_t r) {
@@ -236,6 +239,40 @@ void layouts(gm::Context& ctx, cudaStream_t s, RandomFill& rnd, int repeats) {
   }
 }
 
+// The backward with and without the forward's `saved` (default variant): without it the
+// backward first recomputes the chunk-start states with the default forward's states-only
+// pass, so the difference times that pass (the serial kernel's states-only walk where the
+// default forward is serial, the chunk summaries + combine where it is chunked or segmented).
+void states_pass(gm::Context& ctx, cudaStream_t s, RandomFill& rnd, int repeats) {
+  struct Dims {
+    int64_t B, D, L;
+  };
+  const Dims dims[] = {{1, 512, 1 << 20}, {8, 512, 1 << 17}, {64, 512, 1 << 14}, {8, 1536, 1 << 15}};
+  std::printf("\n| batch | d_inner | L | bwd ms (saved given) | bwd ms (states recomputed) | difference ms |\n");
+  std::printf("|---|---|---|---|---|---|\n");
+  for (const Dims& d : dims) {
+    const int64_t N = 16;
+    ScanSet set = make_set(ctx, rnd, d.B, d.D, N, d.L);
+    const gm::ScanInputs in = set.inputs();
+    Tensor dout = ctx.empty({d.B, d.D, d.L}, DType::BF16);
+    rnd.normal(dout, 0.f, 1.f);
+    Tensor du = ctx.empty({d.B, d.D, d.L}, DType::BF16), ddelta = ctx.empty({d.B, d.D, d.L}, DType::BF16),
+           dz = ctx.empty({d.B, d.D, d.L}, DType::BF16), dB = ctx.empty({d.B, N, d.L}, DType::BF16),
+           dC = ctx.empty({d.B, N, d.L}, DType::BF16), dA = ctx.empty({d.D, N}, DType::F32),
+           dD = ctx.empty({d.D}, DType::F32), dbias = ctx.empty({d.D}, DType::F32);
+    gm::ScanGrads g{&du, &ddelta, &dA, &dB, &dC, &dD, &dz, &dbias, nullptr};
+    const auto v = gm::cuda::ScanVariant::kDefault;
+    gm::cuda::selective_scan_fwd_variant(ctx, v, in, set.out, nullptr, &set.saved);
+    const double with =
+        median_ms(s, 1, repeats, [&] { gm::cuda::selective_scan_bwd_variant(ctx, v, in, &set.saved, dout, g); });
+    const double without =
+        median_ms(s, 1, repeats, [&] { gm::cuda::selective_scan_bwd_variant(ctx, v, in, nullptr, dout, g); });
+    std::printf("| %lld | %lld | %lld | %.2f | %.2f | %.2f |\n", static_cast<long long>(d.B),
+                static_cast<long long>(d.D), static_cast<long long>(d.L), with, without, without - with);
+    std::fflush(stdout);
+  }
+}
+
 // Forward times (saved written) of the chunked and serial kernels and the default, by
 // batch x channels: the measurement behind default_fwd_is_serial.
 void crossover(gm::Context& ctx, cudaStream_t s, RandomFill& rnd, int repeats) {
@@ -281,7 +318,8 @@ int main(int argc, char** argv) {
   const int repeats = std::max(3, asked);
   const bool cross = argc > 2 && std::string(argv[2]) == "crossover";
   const bool layout = argc > 2 && std::string(argv[2]) == "layout";
-  const int only_row = argc > 2 && !cross && !layout ? std::atoi(argv[2]) : 0;
+  const bool states = argc > 2 && std::string(argv[2]) == "states";
+  const int only_row = argc > 2 && !cross && !layout && !states ? std::atoi(argv[2]) : 0;
   const std::string only_variant = argc > 3 ? argv[3] : "";
   if (!gm::cuda_available()) {
     std::printf("bench_scan: no CUDA device\n");
@@ -292,7 +330,7 @@ int main(int argc, char** argv) {
   cudaStream_t s = c.stream();
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, 0), "properties");
-  const double copy_bw = once || cross || layout ? 0.0 : copy_bandwidth(*ctx, s);
+  const double copy_bw = once || cross || layout || states ? 0.0 : copy_bandwidth(*ctx, s);
   std::printf("GPU: %s, %d SMs; device-to-device copy %.2f TB/s (read + write)\n\n", prop.name,
               prop.multiProcessorCount, copy_bw / 1e12);
   RandomFill rnd(c);
@@ -302,6 +340,10 @@ int main(int argc, char** argv) {
   }
   if (layout) {
     layouts(*ctx, s, rnd, repeats);
+    return 0;
+  }
+  if (states) {
+    states_pass(*ctx, s, rnd, repeats);
     return 0;
   }
 

@@ -39,7 +39,9 @@
 // `saved` (the state before every kChunk-step chunk, as the chunked forwards write it)
 // is written at chunk starts (the state before the chunk's first step, before any reset
 // there), h_last after the last step. kOutput = false: states only (saved, h_last), for
-// a backward without `saved`, bitwise the same states as the forward's.
+// a backward without `saved`, bitwise the same states as the forward's, and (wide kernel)
+// for the segmented forward's first pass, with each row's sum of dt and whether a document
+// starts in it.
 #pragma once
 
 #include "mamba/cuda/scan_common.cuh"
@@ -555,12 +557,13 @@ __device__ __forceinline__ int opaque_index(int v) {
 // they are, 2^0 = 1 exactly); the same operations as fwd_serial_kernel otherwise, so the
 // states stay bitwise those of the narrow kernel.
 template <bool kSp, bool kBounded, class Smem>
-__device__ __forceinline__ void wide_phase_a(Smem& sm, int buf, int t, float bias, int rem) {
+__device__ __forceinline__ float wide_phase_a(Smem& sm, int buf, int t, float bias, int rem) {
   using T = typename Smem::Elem;
   constexpr int G = Smem::kLanes;
   constexpr int kPieces = Smem::kPieces;
   const int ch = t / G, g = t % G;
   float4* act_row = sm.act[ch];
+  float dt_total = 0.f;  // this lane's dt of the tile (unused, and compiled out, by most callers)
 #pragma unroll
   for (int j = 0; j < kPieces; ++j) {
     const int q = g * kPieces + j;
@@ -580,18 +583,24 @@ __device__ __forceinline__ void wide_phase_a(Smem& sm, int buf, int t, float bia
         dt1 = s + 1 < rem ? dt1 : 0.f;
       }
       slot[i / 2] = make_float4(dt0, dt0 * ru.get(i), dt1, dt1 * ru.get(i + 1));
+      dt_total += dt0 + dt1;
     }
   }
+  return dt_total;
 }
 
 // The serial forward for G = 8, 16 (see the top of this file and WideSmem). Grid:
 // (ceil(D / (kSerialThreads / G)), B). Dynamic shared memory: sizeof(WideSmem<T, G,
 // wide_tile(G, kTileMul)>). `saved` and h_last: bitwise those of fwd_serial_kernel (the same
-// operations per state and step).
+// operations per state and step). States only (kOutput = false), two more outputs for the
+// segmented forward's first pass (each may be null): dt_sum[b, c] = the row's sum of dt
+// (its states' total decay is 2^(A log2(e) dt_sum)) and row_reset[b] = 1 when a document
+// starts anywhere in row b (the state before the row is then dropped).
 template <class T, int G, int kTileMul, bool kOutput, bool kHasZ, int kMinBlocks>
 __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
     fwd_serial_wide_kernel(Params p, const float* __restrict__ h0, T* __restrict__ out, int64_t out_bs,
-                           int64_t out_cs, float* __restrict__ h_last, float* __restrict__ saved) {
+                           int64_t out_cs, float* __restrict__ h_last, float* __restrict__ saved,
+                           float* __restrict__ dt_sum, uint8_t* __restrict__ row_reset) {
   constexpr int kTile = wide_tile(G, kTileMul);
   using Smem = WideSmem<T, G, kTile>;
   constexpr int S = Smem::S;
@@ -710,6 +719,8 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
   finish_tile(0);
   __syncthreads();
   const bool sp = p.softplus;
+  double dt_acc = 0.0;        // !kOutput: this lane's sum of dt (in double: 10^4-10^6 terms)
+  uint32_t seen_reset = 0;    // !kOutput: some step of the row starts a document
   int buf = 0;
   for (int64_t tt = 0; tt < L; tt += kTile, buf ^= 1) {
     const bool more = tt + kTile < L;
@@ -723,6 +734,7 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
       rw[w] = sm.resets[buf][w];
       any_reset |= rw[w];
     }
+    if constexpr (!kOutput) seen_reset |= any_reset;
     if (saved && tt % kChunk == 0) {
       const int t = opaque_index(tid);
       const int64_t c = c_first + t / G;
@@ -734,19 +746,21 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
     // Phase A: (dt, x) of this lane's pieces; 0 past L.
     {
       const int t = opaque_index(tid);
+      float dt_tile;
       if (whole) {
         if (sp)
-          wide_phase_a<true, false>(sm, buf, t, bias, kTile);
+          dt_tile = wide_phase_a<true, false>(sm, buf, t, bias, kTile);
         else
-          wide_phase_a<false, false>(sm, buf, t, bias, kTile);
+          dt_tile = wide_phase_a<false, false>(sm, buf, t, bias, kTile);
       } else {
         const int64_t left = c_first + t / G < p.channels ? L - tt : 0;  // < kTile here
         const int rem = static_cast<int>(left);
         if (sp)
-          wide_phase_a<true, true>(sm, buf, t, bias, rem);
+          dt_tile = wide_phase_a<true, true>(sm, buf, t, bias, rem);
         else
-          wide_phase_a<false, true>(sm, buf, t, bias, rem);
+          dt_tile = wide_phase_a<false, true>(sm, buf, t, bias, rem);
       }
+      if constexpr (!kOutput) dt_acc += dt_tile;
     }
     __syncwarp();
     // Phase B: the recurrence, y of step r G + g into yl[r].
@@ -808,6 +822,14 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
 #pragma unroll
     for (int s = 0; s < S; ++s)
       if (g * S + s < p.state) h_last[(b * p.channels + c) * p.state + g * S + s] = h[s];
+  }
+  if constexpr (!kOutput) {
+    if (dt_sum) {  // the G lanes of a channel are consecutive lanes of one warp
+#pragma unroll
+      for (int off = G / 2; off >= 1; off /= 2) dt_acc += __shfl_xor_sync(0xffffffffu, dt_acc, off);
+      if (g == 0 && c < p.channels) dt_sum[b * p.channels + c] = static_cast<float>(dt_acc);
+    }
+    if (row_reset && tid == 0 && blockIdx.x == 0) row_reset[b] = seen_reset != 0;
   }
 }
 

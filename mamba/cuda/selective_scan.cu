@@ -94,16 +94,17 @@ struct SerialRule {
 constexpr SerialRule kSerialRules[] = {{49152, 4}, {5632, 8}, {2560, 16}};
 
 // The segmented forward, for the shapes the rule above leaves chunked (fewer than 2,560
-// rows: one or a few long sequences). The chunk summaries and their combine give the state
-// before every chunk (as the chunked forward's first pass does); then the outputs come
-// from the single-pass kernel run over segments of each sequence (a segment is a whole
-// number of chunks and starts from its chunk-start state) as if they were separate rows:
-// enough rows for its fastest regime instead of the chunked output pass. The exponentials
-// are still computed twice (summaries, outputs), but the second pass runs at the
-// single-pass kernel's rate (4.75 ms per 2^20 tokens at 32,768 rows with the G = 4 it ran
-// when measured; G = 8 by the rule above now, 4.62 ms) instead of the chunked output
-// kernel's (~6 ms). Used from kSegmentedMinLength steps (at least 64 chunks), so
-// that the segments are long next to the tiles the single-pass kernel walks.
+// rows: one or a few long sequences). Each sequence is cut into segments (whole numbers of
+// chunks) that the single-pass kernel walks as if they were separate rows: enough rows for
+// its fastest regime. A first, states-only pass walks every segment from zero and sums its
+// dt; the segment-start states follow from those along the segments (a sequential combine
+// of 64 terms per state); a second pass walks the segments again from their true starts
+// and writes y, `saved` and h_last. The exponentials are computed twice, as with the
+// chunked forward, but both passes at the single-pass kernel's rate. (Before, the first
+// pass was the chunked forward's chunk summaries and combine: 3.37 ms at 1 x 512 x 2^20,
+// where the states-only single-pass walk takes 2.78 ms at the same 32,768 rows of 16,384
+// steps, `bench_scan states`, H200.) Used from kSegmentedMinLength steps (at least 64
+// chunks), so that the segments are long next to the tiles the single-pass kernel walks.
 constexpr int64_t kSegmentRows = 32768;
 constexpr int64_t kSegmentedMinLength = 64 * kChunk;
 // The kernels of variant v at the shape of p (the default variant picks its forward by shape).
@@ -224,14 +225,18 @@ void serial_kernel_setup(Kernel kernel, int smem) {
 }
 
 // The wide single-pass kernel (G = 8, 16) with tiles of 8 G kTileMul steps.
+// dt_sum, row_reset: the states-only kernel's row sums of dt and document-start flags (the
+// segmented forward's first pass), null otherwise.
 template <class T, int G, int kTileMul, bool kOutput, bool kHasZ>
 void launch_serial_wide(CudaContext& c, const Params& p, const float* h0, T* o, int64_t o_bs, int64_t o_cs,
-                        float* hl, float* saved, const dim3& grid) {
+                        float* hl, float* saved, const dim3& grid, float* dt_sum = nullptr,
+                        uint8_t* row_reset = nullptr) {
   auto kernel = scan::serial::fwd_serial_wide_kernel<T, G, kTileMul, kOutput, kHasZ, 4>;
   const int smem =
       static_cast<int>(sizeof(scan::serial::WideSmem<T, G, scan::serial::wide_tile(G, kTileMul)>));
   serial_kernel_setup(kernel, smem);
-  kernel<<<grid, scan::serial::kSerialThreads, smem, c.stream()>>>(p, h0, o, o_bs, o_cs, hl, saved);
+  kernel<<<grid, scan::serial::kSerialThreads, smem, c.stream()>>>(p, h0, o, o_bs, o_cs, hl, saved, dt_sum,
+                                                                   row_reset);
   GM_CUDA_CHECK_LAUNCH();
 }
 
@@ -288,9 +293,16 @@ void launch_serial(CudaContext& c, const Params& p, const float* h0, T* o, int64
 // The state before every chunk into `starts` ([B, K, D, 16]): chunk summaries, then the
 // sequential combine along the chunks; for a serial family, its own states-only pass
 // (bitwise the states its forward saves).
+template <class T, bool kOutput, bool kHasZ>
+void segmented_forward(CudaContext& c, const Params& p, const float* h0, T* o, int64_t o_bs, int64_t o_cs,
+                       float* hl, float* saved);
+
 template <class T>
 void chunk_start_states(CudaContext& c, const Params& p, const float* h0, float* starts, Family fam) {
-  if (fam == Family::kSegmented) fam = Family::kPipelined;  // its first pass is the pipelined one
+  if (fam == Family::kSegmented) {  // its own two passes: bitwise the states its forward saves
+    segmented_forward<T, false, false>(c, p, h0, nullptr, 0, 0, nullptr, starts);
+    return;
+  }
   if (serial_lanes(fam)) {
     launch_serial<T, false, false>(c, p, h0, nullptr, 0, 0, nullptr, starts, fam);
     return;
@@ -354,20 +366,32 @@ void launch_output(CudaContext& c, const Params& p, const float* starts, T* o, i
   GM_CUDA_CHECK_LAUNCH();
 }
 
-// h0 of every segment: h0s[s, c, n] = starts[b, s * seg_chunks, c, n] for s < segments.
-__global__ void gather_segment_starts_kernel(const float* __restrict__ starts, int64_t chunks, int64_t channels,
-                                             int64_t state, int64_t b, int64_t seg_chunks, int64_t segments,
-                                             float* __restrict__ h0s) {
-  const int64_t total = segments * channels * state;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t n = i % state, ch = i / state % channels, s = i / (state * channels);
-    h0s[i] = starts[((b * chunks + s * seg_chunks) * channels + ch) * kMaxState + n];
+// The segment-start states of one sequence from its segments' first pass: segment s starts
+// from h_s, h_0 = h0 (zero without), h_{s+1} = 2^(A log2(e) dt_sum[s, c]) h_s + end[s] (the
+// product of the segment's decays, 0 when a document starts in it, times the state it
+// started from, plus the state it reaches from zero). Writes h_s for s < segments into
+// starts[s, c, n] and h_segments (where the rest of the sequence starts) into last[c, n].
+// One thread per (channel, state), the segments in order.
+__global__ void chain_segment_states_kernel(const float* __restrict__ end, const float* __restrict__ dt_sum,
+                                            const uint8_t* __restrict__ reset, const float* __restrict__ A,
+                                            const float* __restrict__ h0, int64_t segments, int64_t channels,
+                                            int64_t state, float* __restrict__ starts, float* __restrict__ last) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= channels * state) return;
+  const int64_t c = i / state;
+  const float a2 = A[i] * kLog2e;
+  float h = h0 ? h0[i] : 0.f;
+  for (int64_t s = 0; s < segments; ++s) {
+    const int64_t at = s * channels * state + i;
+    starts[at] = h;
+    const float decay = reset[s] ? 0.f : exp2f(a2 * dt_sum[s * channels + c]);
+    h = fmaf(decay, h, end[at]);
   }
+  last[i] = h;
 }
 
 // Steps per segment: whole chunks, the fewest that keep the whole segments within
-// kSegmentRows rows (L / seg x channels), so that the single-pass launch is one wave of
+// kSegmentRows rows (L / seg x channels), so that each single-pass launch is one wave of
 // blocks (at 1 x 512 x 2^20: 64 segments of 32 chunks; at 1 x 512 x 1,000,000: 63 of 31
 // chunks and a tail of 64 steps; rounding the other way gave 65 segments and a 1,600-step
 // tail, 1.7% slower per token, measured).
@@ -377,18 +401,30 @@ int64_t segment_steps(const Params& p) {
   return (whole_chunks + segments - 1) / segments * kChunk;
 }
 
-// Outputs (and h_last) of the segmented forward from the chunk-start states, one sequence
-// at a time: its L / seg whole segments as the rows of one single-pass launch, the rest
-// (shorter than a segment, starting at a chunk start) by the chunked output kernel.
-template <class T, bool kHasZ>
-void segmented_output(CudaContext& c, const Params& p, const float* starts, T* o, int64_t o_bs, int64_t o_cs,
-                      float* hl) {
+// The segmented forward (see kSegmentRows), one sequence at a time: its L / seg whole
+// segments are the rows of two single-pass launches, the first states only and from zero
+// (each segment's end state, sum of dt and document starts), the second from the segment
+// starts that chain_segment_states_kernel forms from those, writing y, `saved` and h_last;
+// the rest (shorter than a segment, starting at a chunk start, from the chained state) goes
+// through the chunked kernels (chunk summaries, combine, outputs). h0, saved, hl: the whole
+// op's, each may be null. kOutput = false: `saved` only (non-null), the same states.
+template <class T, bool kOutput, bool kHasZ>
+void segmented_forward(CudaContext& c, const Params& p, const float* h0, T* o, int64_t o_bs, int64_t o_cs,
+                       float* hl, float* saved) {
   const int64_t D = p.channels, N = p.state;
   const int64_t seg = segment_steps(p), full = p.length / seg, tail = p.length - full * seg;
   const int lanes = std::max(4, default_fwd_serial_lanes(full, D));
-  Tensor h0s = Tensor::empty(c.allocator(), {std::max<int64_t>(1, full) * D * N}, DType::F32);
+  const int64_t rows = std::max<int64_t>(1, full);
+  Tensor ends = Tensor::empty(c.allocator(), {rows * D * N}, DType::F32);
+  Tensor h0s = Tensor::empty(c.allocator(), {rows * D * N}, DType::F32);
+  Tensor sums = Tensor::empty(c.allocator(), {rows * D}, DType::F32);
+  Tensor resets = Tensor::empty(c.allocator(), {rows}, DType::U8);
+  Tensor next = Tensor::empty(c.allocator(), {D * N}, DType::F32);  // where the tail starts
   Tensor last;  // h_last of every whole segment: the last one's ends the sequence when no tail follows
   if (hl && tail == 0) last = Tensor::empty(c.allocator(), {full * D * N}, DType::F32);
+  Tensor tail_scratch;  // the tail's chunk-start states when there is no `saved` to hold them
+  if (tail > 0 && !saved)
+    tail_scratch = Tensor::empty(c.allocator(), {num_chunks(tail) * D * kMaxState}, DType::F32);
   for (int64_t b = 0; b < p.batch; ++b) {
     auto at = [&](const void* base, int64_t bs, int64_t off) -> const void* {
       return base ? static_cast<const void*>(static_cast<const T*>(base) + b * bs + off) : nullptr;
@@ -404,17 +440,38 @@ void segmented_output(CudaContext& c, const Params& p, const float* starts, T* o
     ps.Cm = at(p.Cm, p.C_bs, 0);
     ps.starts = p.starts ? p.starts + b * p.starts_bs : nullptr;
     ps.u_bs = ps.delta_bs = ps.z_bs = ps.B_bs = ps.C_bs = ps.starts_bs = seg;
-    T* ob = o + b * o_bs;
-    if (full > 0) {
-      gather_segment_starts_kernel<<<capped_blocks(full * D * N, 256), 256, 0, c.stream()>>>(
-          starts, p.chunks, D, N, b, seg / kChunk, full, h0s.data<float>());
+    T* ob = kOutput ? o + b * o_bs : nullptr;
+    const float* h0b = h0 ? h0 + b * D * N : nullptr;
+    // The sequence's chunks in `saved` ([B, K, D, 16]): its segments' chunks, then the tail's.
+    float* saved_b = saved ? saved + b * p.chunks * D * kMaxState : nullptr;
+    const float* tail_h0 = h0b;  // where the rest after the whole segments starts
+    if (full > 0) {  // (a sequence shorter than one segment is all tail)
+      const dim3 grid(static_cast<unsigned>((D + scan::serial::kSerialThreads / 16 - 1) /
+                                            (scan::serial::kSerialThreads / 16)),
+                      static_cast<unsigned>(full));
+      // First pass: each segment from zero, states only, with G = 16 lanes where the second
+      // pass takes 16 and 8 otherwise (the states-only walk needs the wide kernel's row sums).
+      if (lanes == 16) {
+        launch_serial_wide<T, 16, 1, false, false>(c, ps, nullptr, nullptr, 0, 0, ends.data<float>(), nullptr,
+                                                   grid, sums.data<float>(), resets.data<uint8_t>());
+      } else {
+        const dim3 grid8(static_cast<unsigned>((D + scan::serial::kSerialThreads / 8 - 1) /
+                                               (scan::serial::kSerialThreads / 8)),
+                         static_cast<unsigned>(full));
+        launch_serial_wide<T, 8, 1, false, false>(c, ps, nullptr, nullptr, 0, 0, ends.data<float>(), nullptr,
+                                                  grid8, sums.data<float>(), resets.data<uint8_t>());
+      }
+      chain_segment_states_kernel<<<blocks_for(D * N, 256), 256, 0, c.stream()>>>(
+          ends.data<float>(), sums.data<float>(), resets.data<uint8_t>(), p.A, h0b, full, D, N, h0s.data<float>(),
+          next.data<float>());
       GM_CUDA_CHECK_LAUNCH();
-      launch_serial<T, true, kHasZ>(c, ps, h0s.data<float>(), ob, seg, o_cs, last.defined() ? last.data<float>() : nullptr,
-                                    nullptr, serial_family(lanes));
+      launch_serial<T, kOutput, kHasZ>(c, ps, h0s.data<float>(), ob, seg, o_cs,
+                                       last.defined() ? last.data<float>() : nullptr, saved_b, serial_family(lanes));
       if (last.defined())
         GM_CUDA_CHECK(cudaMemcpyAsync(hl + b * D * N, last.data<float>() + (full - 1) * D * N,
                                       sizeof(float) * static_cast<size_t>(D * N), cudaMemcpyDeviceToDevice,
                                       c.stream()));
+      tail_h0 = next.data<float>();
     }
     if (tail > 0) {
       const int64_t t0 = full * seg;
@@ -428,10 +485,11 @@ void segmented_output(CudaContext& c, const Params& p, const float* starts, T* o
       pt.Bm = at(p.Bm, p.B_bs, t0);
       pt.Cm = at(p.Cm, p.C_bs, t0);
       pt.starts = p.starts ? p.starts + b * p.starts_bs + t0 : nullptr;
-      // The tail's chunk-start states: chunks t0 / kChunk .. of sequence b, contiguous.
-      const float* tail_starts = starts + (b * p.chunks + t0 / kChunk) * D * kMaxState;
-      launch_output<T, kHasZ>(c, pt, tail_starts, ob + t0, 0, o_cs, hl ? hl + b * D * N : nullptr,
-                              Family::kPipelined);
+      float* tail_starts = saved_b ? saved_b + (t0 / kChunk) * D * kMaxState : tail_scratch.data<float>();
+      chunk_start_states<T>(c, pt, tail_h0, tail_starts, Family::kPipelined);
+      if constexpr (kOutput)
+        launch_output<T, kHasZ>(c, pt, tail_starts, ob + t0, 0, o_cs, hl ? hl + b * D * N : nullptr,
+                                Family::kPipelined);
     }
   }
 }
@@ -450,6 +508,17 @@ void fwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, Tensor& 
       launch_serial<T, true, false>(c, p, h0, o, out.stride(0), out.stride(1), hl, sv, fam);
     return;
   }
+  if (fam == Family::kSegmented) {
+    const float* h0 = in.h0 ? in.h0->data<float>() : nullptr;
+    float* hl = h_last ? h_last->data<float>() : nullptr;
+    float* sv = saved ? saved->data<float>() : nullptr;
+    T* o = static_cast<T*>(out.raw());
+    if (p.z)
+      segmented_forward<T, true, true>(c, p, h0, o, out.stride(0), out.stride(1), hl, sv);
+    else
+      segmented_forward<T, true, false>(c, p, h0, o, out.stride(0), out.stride(1), hl, sv);
+    return;
+  }
   const int64_t n = p.batch * p.chunks * p.channels * kMaxState;
   Tensor scratch;
   float* starts = nullptr;
@@ -462,13 +531,6 @@ void fwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, Tensor& 
   chunk_start_states<T>(c, p, in.h0 ? in.h0->data<float>() : nullptr, starts, fam);
   float* hl = h_last ? h_last->data<float>() : nullptr;
   T* o = static_cast<T*>(out.raw());
-  if (fam == Family::kSegmented) {
-    if (p.z)
-      segmented_output<T, true>(c, p, starts, o, out.stride(0), out.stride(1), hl);
-    else
-      segmented_output<T, false>(c, p, starts, o, out.stride(0), out.stride(1), hl);
-    return;
-  }
   if (p.z)
     launch_output<T, true>(c, p, starts, o, out.stride(0), out.stride(1), hl, fam);
   else
