@@ -529,7 +529,7 @@ TEST_F(CudaScan, SegmentedForLongFewRows) {
 
 // The segmented forward's chain: with slow decays (dt ~ 1e-4-1e-3) a segment's start state
 // still weighs at its end, so wrong segment starts (or a wrong sum of dt) show in y, `saved`
-// and the gradients. Two sequences of 768 channels: 42 segments of 2 chunks and a 232-step
+// and the gradients. Two sequences of 768 channels: 32 segments of 2 chunks and a 232-step
 // tail each, h0; rare document starts (some segments have one, their decay to the next is
 // then 0), and none.
 TEST_F(CudaScan, SegmentedCarriesStatesAcrossSegments) {
