@@ -39,7 +39,7 @@ int64_t num_chunks(int64_t L) { return (L + kChunk - 1) / kChunk; }
 // lanes per channel (forward only; the backward recomputes states with it).
 enum class Family {
   kReference, kPipelined, kLean, kLeanPoly, kSerial1, kSerial2, kSerial4, kSerial8, kSerial16,
-  kSegmented,  // pipelined chunk summaries, then the single-pass kernel over segments
+  kSegmented,  // the single-pass kernel over segments, twice (see segmented_forward)
 };
 struct Kernels {
   Family fwd, bwd;
@@ -80,8 +80,8 @@ Family serial_family(int lanes) {
 // and 4 x 1,024 x 32,768 (the d512 model, 4,096 rows) 2.29 / 1.46 / 1.71 / 3.72, 8 x 1,536 x
 // 32,768 (12,288 rows) 6.54 / 4.22 / 3.84 / 4.59. Each switch sits halfway between the two
 // measured row counts on either side of it; below 2,560 rows the default for sequences of
-// 32,768 steps or more is the segmented forward (2,048 rows: 7.73 ms, against 7.87 for
-// G = 16). G = 8 beats G = 4 up to the largest count measured (32,768 rows), by 11% at
+// 32,768 steps or more is the segmented forward (2,048 rows: 7.73 ms with the chunked first
+// pass it had then, against 7.87 for G = 16). G = 8 beats G = 4 up to the largest count measured (32,768 rows), by 11% at
 // 16,384 and 2% at 32,768: G = 4 from 49,152 rows is an extrapolation of that trend, not a
 // measurement. Below ~2,500 rows a walk along L is latency-bound (its time halves as the
 // rows double) and the chunk-parallel kernels win; more lanes per channel give more warps
