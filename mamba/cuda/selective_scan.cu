@@ -81,12 +81,12 @@ Family serial_family(int lanes) {
 // 32,768 (12,288 rows) 6.54 / 4.22 / 3.84 / 4.59. Each switch sits halfway between the two
 // measured row counts on either side of it; below 2,560 rows the default for sequences of
 // 32,768 steps or more is the segmented forward (2,048 rows: 7.73 ms with the chunked first
-// pass it had then, against 7.87 for G = 16). G = 8 beats G = 4 up to the largest count measured (32,768 rows), by 11% at
-// 16,384 and 2% at 32,768: G = 4 from 49,152 rows is an extrapolation of that trend, not a
-// measurement. Below ~2,500 rows a walk along L is latency-bound (its time halves as the
-// rows double) and the chunk-parallel kernels win; more lanes per channel give more warps
-// at the same rows but more instructions per (channel, step), so each G wins in its own
-// range.
+// pass it had then, against 7.87 for G = 16). G = 8 beats G = 4 up to the largest count
+// measured (32,768 rows), by 11% at 16,384 and 2% at 32,768: G = 4 from 49,152 rows is an
+// extrapolation of that trend, not a measurement. Below ~2,500 rows a walk along L is
+// latency-bound (its time halves as the rows double) and the chunk-parallel kernels win;
+// more lanes per channel give more warps at the same rows but more instructions per
+// (channel, step), so each G wins in its own range.
 struct SerialRule {
   int64_t min_rows;
   int lanes;
@@ -240,14 +240,20 @@ void launch_serial_wide(CudaContext& c, const Params& p, const float* h0, T* o, 
   GM_CUDA_CHECK_LAUNCH();
 }
 
+// The single-pass kernels' grid with G lanes per channel: channel blocks x batch rows.
+template <int G>
+dim3 serial_grid(const Params& p) {
+  constexpr int kChannels = scan::serial::kSerialThreads / G;
+  require(p.batch <= 65535, "selective_scan_fwd", "the serial forward takes at most 65535 batch rows");
+  return dim3(static_cast<unsigned>((p.channels + kChannels - 1) / kChannels), static_cast<unsigned>(p.batch));
+}
+
 // The single-pass forward with G lanes per channel: y (kOutput), h_last and `saved` (each
 // may be null).
 template <class T, int G, bool kOutput, bool kHasZ>
 void launch_serial_g(CudaContext& c, const Params& p, const float* h0, T* o, int64_t o_bs, int64_t o_cs, float* hl,
                      float* saved) {
-  constexpr int kChannels = scan::serial::kSerialThreads / G;
-  require(p.batch <= 65535, "selective_scan_fwd", "the serial forward takes at most 65535 batch rows");
-  const dim3 grid(static_cast<unsigned>((p.channels + kChannels - 1) / kChannels), static_cast<unsigned>(p.batch));
+  const dim3 grid = serial_grid<G>(p);
   if constexpr (G >= 8) {
     // G = 16 and 8 are for ~2,500-49,000 rows (320-704 blocks of G = 16, 352-3,072 of
     // G = 8): 4 blocks per SM, 128 registers. 255 registers (2 blocks per SM) gave nothing
@@ -446,21 +452,14 @@ void segmented_forward(CudaContext& c, const Params& p, const float* h0, T* o, i
     float* saved_b = saved ? saved + b * p.chunks * D * kMaxState : nullptr;
     const float* tail_h0 = h0b;  // where the rest after the whole segments starts
     if (full > 0) {  // (a sequence shorter than one segment is all tail)
-      const dim3 grid(static_cast<unsigned>((D + scan::serial::kSerialThreads / 16 - 1) /
-                                            (scan::serial::kSerialThreads / 16)),
-                      static_cast<unsigned>(full));
       // First pass: each segment from zero, states only, with G = 16 lanes where the second
       // pass takes 16 and 8 otherwise (the states-only walk needs the wide kernel's row sums).
-      if (lanes == 16) {
+      if (lanes == 16)
         launch_serial_wide<T, 16, 1, false, false>(c, ps, nullptr, nullptr, 0, 0, ends.data<float>(), nullptr,
-                                                   grid, sums.data<float>(), resets.data<uint8_t>());
-      } else {
-        const dim3 grid8(static_cast<unsigned>((D + scan::serial::kSerialThreads / 8 - 1) /
-                                               (scan::serial::kSerialThreads / 8)),
-                         static_cast<unsigned>(full));
+                                                   serial_grid<16>(ps), sums.data<float>(), resets.data<uint8_t>());
+      else
         launch_serial_wide<T, 8, 1, false, false>(c, ps, nullptr, nullptr, 0, 0, ends.data<float>(), nullptr,
-                                                  grid8, sums.data<float>(), resets.data<uint8_t>());
-      }
+                                                  serial_grid<8>(ps), sums.data<float>(), resets.data<uint8_t>());
       chain_segment_states_kernel<<<blocks_for(D * N, 256), 256, 0, c.stream()>>>(
           ends.data<float>(), sums.data<float>(), resets.data<uint8_t>(), p.A, h0b, full, D, N, h0s.data<float>(),
           next.data<float>());
