@@ -149,14 +149,19 @@ struct ScanSet {
   }
 };
 
-// Random inputs with the peer's signature (bf16 activations, softplus, z, D, bias).
-ScanSet make_set(gm::Context& ctx, RandomFill& rnd, int64_t B, int64_t D, int64_t N, int64_t L) {
+// Random inputs with the peer's signature (bf16 activations, softplus, z, D, bias). Every
+// [B, rows, L] tensor is a view of rows `pitch` elements apart (0: L, packed); the whole
+// buffer is filled before the view is taken, so that every row of the view is random.
+ScanSet make_set(gm::Context& ctx, RandomFill& rnd, int64_t B, int64_t D, int64_t N, int64_t L, int64_t pitch = 0) {
+  const int64_t P = pitch > 0 ? pitch : L;
+  auto rows = [&](int64_t r) { return ctx.empty({B, r, P}, DType::BF16); };
+  auto view = [&](const Tensor& t) { return t.narrow(2, 0, L); };
   ScanSet s;
-  s.u = ctx.empty({B, D, L}, DType::BF16);
-  s.delta = ctx.empty({B, D, L}, DType::BF16);
-  s.z = ctx.empty({B, D, L}, DType::BF16);
-  s.B = ctx.empty({B, N, L}, DType::BF16);
-  s.C = ctx.empty({B, N, L}, DType::BF16);
+  s.u = rows(D);
+  s.delta = rows(D);
+  s.z = rows(D);
+  s.B = rows(N);
+  s.C = rows(N);
   s.A = ctx.empty({D, N}, DType::F32);
   s.Dskip = ctx.empty({D}, DType::F32);
   s.bias = ctx.empty({D}, DType::F32);
@@ -170,9 +175,36 @@ ScanSet make_set(gm::Context& ctx, RandomFill& rnd, int64_t B, int64_t D, int64_
   std::vector<float> a(D * N);
   for (int64_t i = 0; i < D * N; ++i) a[i] = -static_cast<float>(i % N + 1);
   check(cudaMemcpy(s.A.raw(), a.data(), a.size() * 4, cudaMemcpyHostToDevice), "A");
-  s.out = ctx.empty({B, D, L}, DType::BF16);
+  for (Tensor* t : {&s.u, &s.delta, &s.z, &s.B, &s.C}) *t = view(*t);
+  s.out = view(rows(D));
   s.saved = ctx.empty({gm::cuda::selective_scan_saved_numel(ctx, B, D, L, N)}, DType::F32);
   return s;
+}
+
+// A random dout and the backward's outputs for make_set's shapes (same row pitch).
+struct GradSet {
+  Tensor dout, du, ddelta, dz, dB, dC, dA, dD, dbias;
+  // The op's view of the outputs (pointers into this set: take it from the set in place).
+  gm::ScanGrads grads() { return gm::ScanGrads{&du, &ddelta, &dA, &dB, &dC, &dD, &dz, &dbias, nullptr}; }
+};
+
+GradSet make_grads(gm::Context& ctx, RandomFill& rnd, int64_t B, int64_t D, int64_t N, int64_t L,
+                   int64_t pitch = 0) {
+  const int64_t P = pitch > 0 ? pitch : L;
+  auto view = [&](int64_t r) { return ctx.empty({B, r, P}, DType::BF16).narrow(2, 0, L); };
+  GradSet g;
+  g.dout = ctx.empty({B, D, P}, DType::BF16);
+  rnd.normal(g.dout, 0.f, 1.f);
+  g.dout = g.dout.narrow(2, 0, L);
+  g.du = view(D);
+  g.ddelta = view(D);
+  g.dz = view(D);
+  g.dB = view(N);
+  g.dC = view(N);
+  g.dA = ctx.empty({D, N}, DType::F32);
+  g.dD = ctx.empty({D}, DType::F32);
+  g.dbias = ctx.empty({D}, DType::F32);
+  return g;
 }
 
 // Forward and forward + backward (default variant) at 8 x 512 x L with every [B, rows, L]
@@ -189,45 +221,15 @@ void layouts(gm::Context& ctx, cudaStream_t s, RandomFill& rnd, int repeats) {
               "fwd, fwd+bwd per 2^20 tok |\n");
   std::printf("|---|---|---|---|---|---|\n");
   for (const Layout& lay : layouts) {
-    auto rows = [&](int64_t r) {
-      Tensor t = ctx.empty({B, r, lay.pitch}, DType::BF16);
-      return t;
-    };
-    Tensor u = rows(D), delta = rows(D), z = rows(D), Bm = rows(N), Cm = rows(N), out = rows(D), dout = rows(D);
-    Tensor du = rows(D), ddelta = rows(D), dz = rows(D), dB = rows(N), dC = rows(N);
-    rnd.normal(u, 0.f, 1.f);
-    rnd.uniform(delta, -1.f, 1.f);
-    rnd.uniform(z, -3.f, 3.f);
-    rnd.normal(Bm, 0.f, 1.f);
-    rnd.normal(Cm, 0.f, 1.f);
-    rnd.normal(dout, 0.f, 1.f);
-    Tensor A = ctx.empty({D, N}, DType::F32), Dskip = ctx.empty({D}, DType::F32), bias = ctx.empty({D}, DType::F32);
-    rnd.uniform(Dskip, 0.5f, 1.5f);
-    rnd.uniform(bias, -6.9f, -2.25f);
-    std::vector<float> a(D * N);
-    for (int64_t i = 0; i < D * N; ++i) a[i] = -static_cast<float>(i % N + 1);
-    check(cudaMemcpy(A.raw(), a.data(), a.size() * 4, cudaMemcpyHostToDevice), "A");
-    auto view = [&](Tensor& t) { return t.narrow(2, 0, lay.L); };
-    Tensor uv = view(u), dv = view(delta), zv = view(z), bv = view(Bm), cv = view(Cm), ov = view(out),
-           gv = view(dout), duv = view(du), ddv = view(ddelta), dzv = view(dz), dbv = view(dB), dcv = view(dC);
-    Tensor saved = ctx.empty({gm::cuda::selective_scan_saved_numel(ctx, B, D, lay.L, N)}, DType::F32);
-    Tensor dA = ctx.empty({D, N}, DType::F32), dD = ctx.empty({D}, DType::F32), dbias = ctx.empty({D}, DType::F32);
-    gm::ScanInputs in;
-    in.u = &uv;
-    in.delta = &dv;
-    in.A = &A;
-    in.B = &bv;
-    in.C = &cv;
-    in.Dskip = &Dskip;
-    in.z = &zv;
-    in.delta_bias = &bias;
-    in.delta_softplus = true;
-    gm::ScanGrads g{&duv, &ddv, &dA, &dbv, &dcv, &dD, &dzv, &dbias, nullptr};
+    ScanSet set = make_set(ctx, rnd, B, D, N, lay.L, lay.pitch);
+    GradSet gs = make_grads(ctx, rnd, B, D, N, lay.L, lay.pitch);
+    const gm::ScanInputs in = set.inputs();
+    const gm::ScanGrads g = gs.grads();
     const auto v = gm::cuda::ScanVariant::kDefault;
-    auto fwd = [&] { gm::cuda::selective_scan_fwd_variant(ctx, v, in, ov, nullptr, &saved); };
+    auto fwd = [&] { gm::cuda::selective_scan_fwd_variant(ctx, v, in, set.out, nullptr, &set.saved); };
     auto fwdbwd = [&] {
       fwd();
-      gm::cuda::selective_scan_bwd_variant(ctx, v, in, &saved, gv, g);
+      gm::cuda::selective_scan_bwd_variant(ctx, v, in, &set.saved, gs.dout, g);
     };
     const double f_ms = median_ms(s, 2, repeats, fwd);
     const double fb_ms = median_ms(s, 1, std::max(3, repeats / 2), fwdbwd);
@@ -253,14 +255,10 @@ void states_pass(gm::Context& ctx, cudaStream_t s, RandomFill& rnd, int repeats)
   for (const Dims& d : dims) {
     const int64_t N = 16;
     ScanSet set = make_set(ctx, rnd, d.B, d.D, N, d.L);
+    GradSet gs = make_grads(ctx, rnd, d.B, d.D, N, d.L);
     const gm::ScanInputs in = set.inputs();
-    Tensor dout = ctx.empty({d.B, d.D, d.L}, DType::BF16);
-    rnd.normal(dout, 0.f, 1.f);
-    Tensor du = ctx.empty({d.B, d.D, d.L}, DType::BF16), ddelta = ctx.empty({d.B, d.D, d.L}, DType::BF16),
-           dz = ctx.empty({d.B, d.D, d.L}, DType::BF16), dB = ctx.empty({d.B, N, d.L}, DType::BF16),
-           dC = ctx.empty({d.B, N, d.L}, DType::BF16), dA = ctx.empty({d.D, N}, DType::F32),
-           dD = ctx.empty({d.D}, DType::F32), dbias = ctx.empty({d.D}, DType::F32);
-    gm::ScanGrads g{&du, &ddelta, &dA, &dB, &dC, &dD, &dz, &dbias, nullptr};
+    const gm::ScanGrads g = gs.grads();
+    const Tensor& dout = gs.dout;
     const auto v = gm::cuda::ScanVariant::kDefault;
     gm::cuda::selective_scan_fwd_variant(ctx, v, in, set.out, nullptr, &set.saved);
     const double with =
@@ -360,13 +358,10 @@ int main(int argc, char** argv) {
     ScanSet set = make_set(*ctx, rnd, B, D, N, L);
     const gm::ScanInputs in = set.inputs();
     Tensor &out = set.out, &saved = set.saved;
-    Tensor dout = ctx->empty({B, D, L}, DType::BF16);
-    rnd.normal(dout, 0.f, 1.f);
-    Tensor du = ctx->empty({B, D, L}, DType::BF16), ddelta = ctx->empty({B, D, L}, DType::BF16),
-           dz = ctx->empty({B, D, L}, DType::BF16), dB = ctx->empty({B, N, L}, DType::BF16),
-           dC = ctx->empty({B, N, L}, DType::BF16), dA = ctx->empty({D, N}, DType::F32),
-           dD = ctx->empty({D}, DType::F32), dbias = ctx->empty({D}, DType::F32);
-    gm::ScanGrads g{&du, &ddelta, &dA, &dB, &dC, &dD, &dz, &dbias, nullptr};
+    GradSet gs = make_grads(*ctx, rnd, B, D, N, L);
+    const gm::ScanGrads g = gs.grads();
+    const Tensor& dout = gs.dout;
+    const Tensor &dA = gs.dA, &dD = gs.dD;
     const double floor_bytes = static_cast<double>((3 * B * D * L + 2 * B * N * L + B * D * L) * 2);
     for (gm::cuda::ScanVariant v : gm::cuda::scan_variants()) {
       if (!only_variant.empty() && only_variant != gm::cuda::scan_variant_name(v)) continue;
