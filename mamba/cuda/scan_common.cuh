@@ -39,7 +39,29 @@ struct Params {
   int64_t starts_bs;
   bool softplus;
   bool aligned;  // every row start is 16-byte aligned: 8-wide vector loads are allowed
+  // The segmented forward's rows (wide single-pass kernel only; seg_chunks = 0 otherwise):
+  // row b is the steps of one sequence of p.length from chunk b q + min(b, r) on (q =
+  // seg_chunks, r = seg_extra), q + 1 chunks long for b < r and q otherwise, the last row
+  // running on to p.length; every tensor is addressed as that one sequence (batch strides
+  // unused), `saved` at the sequence's own chunk indices.
+  int64_t seg_chunks = 0, seg_extra = 0;
 };
+
+// Where row b of the wide single-pass kernel lies: its first step in the (batch) row of
+// every input and the output, its length and the index of its first chunk in `saved`.
+struct RowSpan {
+  int64_t first_step;  // -1: an ordinary batch row (first element at b times each batch stride)
+  int64_t length;
+  int64_t first_chunk;
+};
+__host__ __device__ inline RowSpan row_span(const Params& p, int64_t b) {
+  if (p.seg_chunks == 0) return {-1, p.length, b * p.chunks};
+  const int64_t q = p.seg_chunks, r = p.seg_extra;
+  const int64_t chunk0 = b * q + (b < r ? b : r);
+  const int64_t first = chunk0 * kChunk;
+  const int64_t len = b == p.batch - 1 ? p.length - first : (q + (b < r ? 1 : 0)) * kChunk;
+  return {first, len, chunk0};
+}
 
 // Index of (b, k, c, n) in a [B, K, D, N] chunk buffer.
 __device__ __forceinline__ int64_t chunk_index(const Params& p, int64_t b, int64_t k, int64_t c, int64_t n) {

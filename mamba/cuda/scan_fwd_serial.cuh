@@ -616,7 +616,10 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
   const int tid = threadIdx.x;
   const int64_t b = blockIdx.y;
   const int64_t c_first = static_cast<int64_t>(blockIdx.x) * kChannels;  // the block's first channel
-  const int64_t L = p.length;
+  const RowSpan span = row_span(p, b);
+  const int64_t L = span.length;
+  // Offset of the row's first step in a tensor of batch stride bs.
+  auto row_at = [&](int64_t bs) { return span.first_step >= 0 ? span.first_step : b * bs; };
 
   float A2[S], h[S];
   float bias = 0.f, dskip = 0.f;
@@ -641,10 +644,10 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
   {
     const int64_t c = c_first + tid / G;
     const int64_t cc = c < p.channels ? c : 0;  // a channel past D copies nothing, from a row that exists
-    rows[0] = static_cast<const T*>(p.u) + b * p.u_bs + cc * p.u_cs;
-    rows[1] = static_cast<const T*>(p.delta) + b * p.delta_bs + cc * p.delta_cs;
-    rows[2] = kHasZ ? static_cast<const T*>(p.z) + b * p.z_bs + cc * p.z_cs : nullptr;
-    orow = kOutput ? out + b * out_bs + cc * out_cs : nullptr;
+    rows[0] = static_cast<const T*>(p.u) + row_at(p.u_bs) + cc * p.u_cs;
+    rows[1] = static_cast<const T*>(p.delta) + row_at(p.delta_bs) + cc * p.delta_cs;
+    rows[2] = kHasZ ? static_cast<const T*>(p.z) + row_at(p.z_bs) + cc * p.z_cs : nullptr;
+    orow = kOutput ? out + row_at(out_bs) + cc * out_cs : nullptr;
 #pragma unroll
     for (int k = 0; k < kBcCopies; ++k) {
       const int P = tid + k * kSerialThreads;
@@ -652,8 +655,8 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
       const int mat = row / kMaxState, s = row % kMaxState / G, gg = row % G;
       const int64_t n = gg * S + s;
       const int64_t row_n = n < p.state ? n : 0;  // rows of states past N read nothing
-      bc_src[k] = (mat == 0 ? static_cast<const T*>(p.Bm) + b * p.B_bs + row_n * p.B_ns
-                            : static_cast<const T*>(p.Cm) + b * p.C_bs + row_n * p.C_ns) +
+      bc_src[k] = (mat == 0 ? static_cast<const T*>(p.Bm) + row_at(p.B_bs) + row_n * p.B_ns
+                            : static_cast<const T*>(p.Cm) + row_at(p.C_bs) + row_n * p.C_ns) +
                   piece * kPer;
     }
   }
@@ -702,7 +705,7 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
     lean::cp_async_commit();
     if (t < kTile) {
       const int64_t s = tt + t;
-      reset_flag = p.starts && s < L && p.starts[b * p.starts_bs + s];
+      reset_flag = p.starts && s < L && p.starts[row_at(p.starts_bs) + s];
     }
   };
   // After the copies of `issue` landed (every thread's, once the block barrier follows):
@@ -740,7 +743,8 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
       const int64_t c = c_first + t / G;
       if (c < p.channels) {
 #pragma unroll
-        for (int s = 0; s < S; ++s) saved[chunk_index(p, b, tt / kChunk, c, t % G * S + s)] = h[s];
+        for (int s = 0; s < S; ++s)
+          saved[((span.first_chunk + tt / kChunk) * p.channels + c) * kMaxState + t % G * S + s] = h[s];
       }
     }
     // Phase A: (dt, x) of this lane's pieces; 0 past L.

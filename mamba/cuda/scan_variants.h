@@ -45,11 +45,10 @@ enum class ScanVariant : int {
   // 2,560 rows, G = 8 from 5,632 (default_fwd_serial_lanes).
   kSerial8 = 9,
   kSerial16 = 10,
-  // The single-pass kernel over segments of each sequence (whole chunks) taken as rows,
-  // twice: states only from zero (each segment's end state and sum of dt), then y and
-  // `saved` from the segment starts chained from those; the rest after the last whole
-  // segment by the chunked kernels; kLean's backward. The default's forward for one or a
-  // few long sequences.
+  // The single-pass kernel over segments of each sequence (whole chunks, the last one
+  // running on to the end) taken as rows, twice: states only from zero (each segment's end
+  // state and sum of dt), then y and `saved` from the segment starts chained from those;
+  // kLean's backward. The default's forward for one or a few long sequences.
   kSegmented = 11,
 };
 

@@ -98,7 +98,7 @@ constexpr SerialRule kSerialRules[] = {{49152, 4}, {5632, 8}, {2560, 16}};
 // chunks) that the single-pass kernel walks as if they were separate rows: enough rows for
 // its fastest regime. A first, states-only pass walks every segment from zero and sums its
 // dt; the segment-start states follow from those along the segments (a sequential combine
-// of 64 terms per state); a second pass walks the segments again from their true starts
+// of ~66 terms per state); a second pass walks the segments again from their true starts
 // and writes y, `saved` and h_last. The exponentials are computed twice, as with the
 // chunked forward, but both passes at the single-pass kernel's rate. (Before, the first
 // pass was the chunked forward's chunk summaries and combine: 3.37 ms at 1 x 512 x 2^20,
@@ -269,6 +269,7 @@ void launch_serial_g(CudaContext& c, const Params& p, const float* h0, T* o, int
     }
     launch_serial_wide<T, G, 1, kOutput, kHasZ>(c, p, h0, o, o_bs, o_cs, hl, saved, grid);
   } else {
+    require(p.seg_chunks == 0, "selective_scan_fwd", "segment rows need the wide single-pass kernel");
     // Blocks per SM the registers are sized for, so that a whole row-3 grid (64 x 512
     // channels: 1,024 blocks of G = 4, 7.8 per SM) is resident at once; shared memory (27 KB
     // per block in bf16) allows 8. G = 4 then gets 64 registers (ptxas: 8-24 bytes of
@@ -396,100 +397,94 @@ __global__ void chain_segment_states_kernel(const float* __restrict__ end, const
   last[i] = h;
 }
 
-// Steps per segment: whole chunks, the fewest that keep the whole segments within
-// kSegmentRows rows (L / seg x channels), so that each single-pass launch is one wave of
-// blocks (at 1 x 512 x 2^20: 64 segments of 32 chunks; at 1 x 512 x 1,000,000: 63 of 31
-// chunks and a tail of 64 steps; rounding the other way gave 65 segments and a 1,600-step
-// tail, 1.7% slower per token, measured).
-int64_t segment_steps(const Params& p) {
-  const int64_t segments = std::max<int64_t>(1, std::min<int64_t>(65535, kSegmentRows / p.channels));
-  const int64_t whole_chunks = std::max<int64_t>(1, p.length / kChunk);
-  return (whole_chunks + segments - 1) / segments * kChunk;
+// How the segmented forward cuts one sequence: `count` segments of whole chunks, the first
+// `extra` of them one chunk longer than the others (`chunks`), the last running on to the
+// sequence's end. The count makes the single-pass launches fill whole waves of their G = 8
+// blocks (16 channels, 4 blocks per SM) near kSegmentRows rows, and the segments differ by
+// at most one chunk. Before, all segments had the same whole number of chunks and the
+// rest went through the chunked kernels: at 1 x 512 x 2^20, 64 segments of 32 chunks =
+// 2,048 blocks on 528 slots (3.88 waves, so the time of 4 waves of 32-chunk segments); at
+// 1 x 512 x 1,000,000, 63 of 31 chunks and a 64-step rest (3.82 waves), 1.6% slower per
+// token than 2^20. Now 66 segments = 2,112 blocks = 4 waves at both lengths, of 31 or 32
+// chunks at 2^20 and of 29 or 30 at 1,000,000.
+struct Segments {
+  int64_t count, chunks, extra;
+};
+Segments segments_for(const Params& p, int sm_count) {
+  const int64_t whole = std::max<int64_t>(1, p.length / kChunk);
+  const int64_t blocks_per_segment = (p.channels + 15) / 16;
+  const int64_t slots = 4 * static_cast<int64_t>(std::max(1, sm_count));
+  const int64_t rows_wanted = std::max<int64_t>(1, kSegmentRows / p.channels);
+  const int64_t waves = std::max<int64_t>(1, (rows_wanted * blocks_per_segment + slots / 2) / slots);
+  const int64_t count =
+      std::min<int64_t>({std::max<int64_t>(1, waves * slots / blocks_per_segment), whole, int64_t(65535)});
+  return {count, whole / count, whole % count};
 }
 
-// The segmented forward (see kSegmentRows), one sequence at a time: its L / seg whole
-// segments are the rows of two single-pass launches, the first states only and from zero
-// (each segment's end state, sum of dt and document starts), the second from the segment
-// starts that chain_segment_states_kernel forms from those, writing y, `saved` and h_last;
-// the rest (shorter than a segment, starting at a chunk start, from the chained state) goes
-// through the chunked kernels (chunk summaries, combine, outputs). h0, saved, hl: the whole
-// op's, each may be null. kOutput = false: `saved` only (non-null), the same states.
+// The segmented forward (see kSegmentRows), one sequence at a time: its segments
+// (segments_for) are the rows of two single-pass launches (Params::seg_chunks), the first
+// states only and from zero (each segment's end state, sum of dt and document starts), the
+// second from the segment starts that chain_segment_states_kernel forms from those,
+// writing y, `saved` and h_last. h0, saved, hl: the whole op's, each may be null. kOutput =
+// false: `saved` only (non-null), the same states.
 template <class T, bool kOutput, bool kHasZ>
 void segmented_forward(CudaContext& c, const Params& p, const float* h0, T* o, int64_t o_bs, int64_t o_cs,
                        float* hl, float* saved) {
   const int64_t D = p.channels, N = p.state;
-  const int64_t seg = segment_steps(p), full = p.length / seg, tail = p.length - full * seg;
-  const int lanes = std::max(4, default_fwd_serial_lanes(full, D));
-  const int64_t rows = std::max<int64_t>(1, full);
+  const Segments seg = segments_for(p, c.sm_count());
+  const int64_t rows = seg.count;
+  // The wide kernel (G = 16 or 8) takes segment rows; G = 16 where the rule gives it.
+  const int lanes = default_fwd_serial_lanes(rows, D) == 16 ? 16 : 8;
   Tensor ends = Tensor::empty(c.allocator(), {rows * D * N}, DType::F32);
   Tensor h0s = Tensor::empty(c.allocator(), {rows * D * N}, DType::F32);
   Tensor sums = Tensor::empty(c.allocator(), {rows * D}, DType::F32);
   Tensor resets = Tensor::empty(c.allocator(), {rows}, DType::U8);
-  Tensor next = Tensor::empty(c.allocator(), {D * N}, DType::F32);  // where the tail starts
-  Tensor last;  // h_last of every whole segment: the last one's ends the sequence when no tail follows
-  if (hl && tail == 0) last = Tensor::empty(c.allocator(), {full * D * N}, DType::F32);
-  Tensor tail_scratch;  // the tail's chunk-start states when there is no `saved` to hold them
-  if (tail > 0 && !saved)
-    tail_scratch = Tensor::empty(c.allocator(), {num_chunks(tail) * D * kMaxState}, DType::F32);
+  Tensor next = Tensor::empty(c.allocator(), {D * N}, DType::F32);  // the state after the last segment
+  Tensor last;  // h_last of every segment: the last one's ends the sequence
+  if (hl) last = Tensor::empty(c.allocator(), {rows * D * N}, DType::F32);
   for (int64_t b = 0; b < p.batch; ++b) {
-    auto at = [&](const void* base, int64_t bs, int64_t off) -> const void* {
-      return base ? static_cast<const void*>(static_cast<const T*>(base) + b * bs + off) : nullptr;
+    auto at = [&](const void* base, int64_t bs) -> const void* {
+      return base ? static_cast<const void*>(static_cast<const T*>(base) + b * bs) : nullptr;
     };
     Params ps = p;
-    ps.batch = full;
-    ps.length = seg;
-    ps.chunks = seg / kChunk;
-    ps.u = at(p.u, p.u_bs, 0);
-    ps.delta = at(p.delta, p.delta_bs, 0);
-    ps.z = at(p.z, p.z_bs, 0);
-    ps.Bm = at(p.Bm, p.B_bs, 0);
-    ps.Cm = at(p.Cm, p.C_bs, 0);
+    ps.batch = rows;
+    ps.seg_chunks = seg.chunks;
+    ps.seg_extra = seg.extra;
+    ps.u = at(p.u, p.u_bs);
+    ps.delta = at(p.delta, p.delta_bs);
+    ps.z = at(p.z, p.z_bs);
+    ps.Bm = at(p.Bm, p.B_bs);
+    ps.Cm = at(p.Cm, p.C_bs);
     ps.starts = p.starts ? p.starts + b * p.starts_bs : nullptr;
-    ps.u_bs = ps.delta_bs = ps.z_bs = ps.B_bs = ps.C_bs = ps.starts_bs = seg;
     T* ob = kOutput ? o + b * o_bs : nullptr;
     const float* h0b = h0 ? h0 + b * D * N : nullptr;
-    // The sequence's chunks in `saved` ([B, K, D, 16]): its segments' chunks, then the tail's.
+    // The sequence's chunks in `saved` ([B, K, D, 16]), at their own indices (RowSpan).
     float* saved_b = saved ? saved + b * p.chunks * D * kMaxState : nullptr;
-    const float* tail_h0 = h0b;  // where the rest after the whole segments starts
-    if (full > 0) {  // (a sequence shorter than one segment is all tail)
-      // First pass: each segment from zero, states only, with G = 16 lanes where the second
-      // pass takes 16 and 8 otherwise (the states-only walk needs the wide kernel's row sums).
-      if (lanes == 16)
-        launch_serial_wide<T, 16, 1, false, false>(c, ps, nullptr, nullptr, 0, 0, ends.data<float>(), nullptr,
-                                                   serial_grid<16>(ps), sums.data<float>(), resets.data<uint8_t>());
-      else
-        launch_serial_wide<T, 8, 1, false, false>(c, ps, nullptr, nullptr, 0, 0, ends.data<float>(), nullptr,
-                                                  serial_grid<8>(ps), sums.data<float>(), resets.data<uint8_t>());
-      chain_segment_states_kernel<<<blocks_for(D * N, 256), 256, 0, c.stream()>>>(
-          ends.data<float>(), sums.data<float>(), resets.data<uint8_t>(), p.A, h0b, full, D, N, h0s.data<float>(),
-          next.data<float>());
-      GM_CUDA_CHECK_LAUNCH();
-      launch_serial<T, kOutput, kHasZ>(c, ps, h0s.data<float>(), ob, seg, o_cs,
-                                       last.defined() ? last.data<float>() : nullptr, saved_b, serial_family(lanes));
-      if (last.defined())
-        GM_CUDA_CHECK(cudaMemcpyAsync(hl + b * D * N, last.data<float>() + (full - 1) * D * N,
-                                      sizeof(float) * static_cast<size_t>(D * N), cudaMemcpyDeviceToDevice,
-                                      c.stream()));
-      tail_h0 = next.data<float>();
-    }
-    if (tail > 0) {
-      const int64_t t0 = full * seg;
-      Params pt = ps;
-      pt.batch = 1;
-      pt.length = tail;
-      pt.chunks = num_chunks(tail);
-      pt.u = at(p.u, p.u_bs, t0);
-      pt.delta = at(p.delta, p.delta_bs, t0);
-      pt.z = at(p.z, p.z_bs, t0);
-      pt.Bm = at(p.Bm, p.B_bs, t0);
-      pt.Cm = at(p.Cm, p.C_bs, t0);
-      pt.starts = p.starts ? p.starts + b * p.starts_bs + t0 : nullptr;
-      float* tail_starts = saved_b ? saved_b + (t0 / kChunk) * D * kMaxState : tail_scratch.data<float>();
-      chunk_start_states<T>(c, pt, tail_h0, tail_starts, Family::kPipelined);
-      if constexpr (kOutput)
-        launch_output<T, kHasZ>(c, pt, tail_starts, ob + t0, 0, o_cs, hl ? hl + b * D * N : nullptr,
-                                Family::kPipelined);
-    }
+    // First pass: each segment from zero, states only.
+    if (lanes == 16)
+      launch_serial_wide<T, 16, 1, false, false>(c, ps, nullptr, nullptr, 0, 0, ends.data<float>(), nullptr,
+                                                 serial_grid<16>(ps), sums.data<float>(), resets.data<uint8_t>());
+    else
+      launch_serial_wide<T, 8, 1, false, false>(c, ps, nullptr, nullptr, 0, 0, ends.data<float>(), nullptr,
+                                                serial_grid<8>(ps), sums.data<float>(), resets.data<uint8_t>());
+    chain_segment_states_kernel<<<blocks_for(D * N, 256), 256, 0, c.stream()>>>(
+        ends.data<float>(), sums.data<float>(), resets.data<uint8_t>(), p.A, h0b, rows, D, N, h0s.data<float>(),
+        next.data<float>());
+    GM_CUDA_CHECK_LAUNCH();
+    // Second pass: from the segment starts; 64-step tiles (launch_serial_g would take 128-step
+    // ones for grids of at most 3 blocks per SM, which the segment count avoids by design).
+    if (lanes == 16)
+      launch_serial_wide<T, 16, 1, kOutput, kHasZ>(c, ps, h0s.data<float>(), ob, 0, o_cs,
+                                                   last.defined() ? last.data<float>() : nullptr, saved_b,
+                                                   serial_grid<16>(ps));
+    else
+      launch_serial_wide<T, 8, 1, kOutput, kHasZ>(c, ps, h0s.data<float>(), ob, 0, o_cs,
+                                                  last.defined() ? last.data<float>() : nullptr, saved_b,
+                                                  serial_grid<8>(ps));
+    if (last.defined())
+      GM_CUDA_CHECK(cudaMemcpyAsync(hl + b * D * N, last.data<float>() + (rows - 1) * D * N,
+                                    sizeof(float) * static_cast<size_t>(D * N), cudaMemcpyDeviceToDevice,
+                                    c.stream()));
   }
 }
 
