@@ -293,8 +293,11 @@ __device__ __forceinline__ void load_edge(const T* r, int64_t base, int64_t L, f
 // the two use 30 and 32.
 // The K - 1 inputs before a lane's 8 come from the lane before (a shuffle), and lane 0's from
 // lane 31 of the warp's previous slice; only a warp's first lane of its first slice loads
-// them. Measured before (one thread per 8 positions, the halo loaded by every thread, 1,024
-// positions per block; Nsight Compute, H200, 8 x 512 x 131,072 bf16): 0.657 ms, 3.24 TB/s.
+// them. All four vectors are loaded before the first is computed. Measured (Nsight Compute,
+// H200, 8 x 512 x 131,072 bf16, one call inside bench_model): one thread per 8 positions,
+// the halo loaded by every thread, 1,024 positions a block: 0.657 ms (DRAM 67% of peak); four
+// vectors a thread loaded one ahead: 0.660 ms (37 registers, one 16-byte load in flight);
+// all four loaded first: 0.589 ms (DRAM 75%, 56 registers).
 template <class T, int K, bool kStarts>
 __global__ void __launch_bounds__(kThreads) conv1d_fwd_vec_kernel(ConvArgs a, T* __restrict__ out, int64_t out_bs,
                                                                   int64_t out_cs) {
@@ -312,36 +315,37 @@ __global__ void __launch_bounds__(kThreads) conv1d_fwd_vec_kernel(ConvArgs a, T*
   float carry[kH];  // the last H inputs of lane 31 of the previous slice
 #pragma unroll
   for (int j = 0; j < kH; ++j) carry[j] = 0.f;
-  Vec8<T> xn;  // the next slice's inputs, loaded one slice ahead
-  {
-    const int64_t t0 = vec_pos(blockIdx.x, warp, 0, lane);
-    if (t0 < a.L) xn.load(xr + t0); else xn.zero();
+  // Every slice's inputs are loaded first: four 16-byte loads in flight per thread.
+  Vec8<T> xs[kVecIter];
+#pragma unroll
+  for (int i = 0; i < kVecIter; ++i) {
+    const int64_t t0 = vec_pos(blockIdx.x, warp, i, lane);
+    if (t0 < a.L) xs[i].load(xr + t0); else xs[i].zero();
   }
-#pragma unroll 1
+  float halo[kH];  // lane 0: the H inputs before the warp's first slice
+  if (lane == 0) {
+    const int64_t t0 = vec_pos(blockIdx.x, warp, 0, lane);
+    if (t0 == 0 && a.state_in) {
+      const float* st = a.state_in + (b * a.D + c) * (K - 1);
+#pragma unroll
+      for (int j = 0; j < H; ++j) halo[j] = st[j];
+    } else {
+      load_edge<T, H>(xr, t0 - H, a.L, halo);
+    }
+  }
+#pragma unroll
   for (int i = 0; i < kVecIter; ++i) {
     const int64_t t0 = vec_pos(blockIdx.x, warp, i, lane);
     if (t0 - lane * kSteps >= a.L) break;  // the whole slice is past L (the same for the warp)
     const bool in = t0 < a.L;
     float own[kSteps];
-    xn.get(own);
-    if (i + 1 < kVecIter) {
-      const int64_t t1 = vec_pos(blockIdx.x, warp, i + 1, lane);
-      if (t1 < a.L) xn.load(xr + t1); else xn.zero();
-    }
+    xs[i].get(own);
     float win[kSteps + H];  // positions t0-K+1 .. t0+7
 #pragma unroll
     for (int j = 0; j < H; ++j) win[j] = __shfl_up_sync(0xffffffffu, own[kSteps - H + j], 1);
     if (lane == 0) {
-      if (i > 0) {
 #pragma unroll
-        for (int j = 0; j < H; ++j) win[j] = carry[j];
-      } else if (t0 == 0 && a.state_in) {
-        const float* st = a.state_in + (b * a.D + c) * (K - 1);
-#pragma unroll
-        for (int j = 0; j < H; ++j) win[j] = st[j];
-      } else {
-        load_edge<T, H>(xr, t0 - H, a.L, win);
-      }
+      for (int j = 0; j < H; ++j) win[j] = i > 0 ? carry[j] : halo[j];
     }
 #pragma unroll
     for (int j = 0; j < H; ++j) carry[j] = __shfl_sync(0xffffffffu, own[kSteps - H + j], 31);
@@ -388,9 +392,11 @@ __global__ void __launch_bounds__(kThreads) conv1d_fwd_vec_kernel(ConvArgs a, T*
 // 0 of the slice done before; only lane 31 of a warp's last slice computes them itself. The
 // inputs before come from the lane before, lane 0 loading its own. Each output's pre-activation
 // and SiLU derivative is computed once (the first version recomputed the K - 1 after its 8 in
-// every thread). Measured before (that version, one thread per 8 positions and a block sum per
-// 1,024 positions; Nsight Compute, H200, 8 x 512 x 131,072 bf16): 1.56 ms, 2.07 TB/s, 48
-// registers.
+// every thread). All four slices' inputs and gradients are loaded first, and lane 0's inputs
+// before a slice come from lane 31 of the slice before. Measured (Nsight Compute, H200, 8 x
+// 512 x 131,072 bf16): the first version (one thread per 8 positions, a block sum per 1,024
+// positions) 1.56 ms (DRAM 43% of peak, 48 registers); four slices loaded one ahead 1.34 ms
+// (50%); all loaded first 1.29 ms (52%, 72 registers).
 template <class T, int K>
 __global__ void __launch_bounds__(kThreads) conv1d_bwd_vec_kernel(ConvArgs a, const T* __restrict__ dout,
                                                                   int64_t g_bs, int64_t g_cs, T* __restrict__ dx,
@@ -436,39 +442,48 @@ __global__ void __launch_bounds__(kThreads) conv1d_bwd_vec_kernel(ConvArgs a, co
       next[j] = d;
     }
   }
-  Vec8<T> xn, gn;  // the next slice's inputs and output gradients, loaded one slice ahead
-  {
-    const int64_t p0 = vec_pos(blockIdx.x, warp, kVecIter - 1, lane);
+  // Every slice's inputs and output gradients are loaded first: eight 16-byte loads in
+  // flight per thread.
+  Vec8<T> xs[kVecIter], gs[kVecIter];
+#pragma unroll
+  for (int i = 0; i < kVecIter; ++i) {
+    const int64_t p0 = vec_pos(blockIdx.x, warp, i, lane);
     if (p0 < a.L) {
-      xn.load(xr + p0);
-      gn.load(g + p0);
+      xs[i].load(xr + p0);
+      gs[i].load(g + p0);
     } else {
-      xn.zero();
-      gn.zero();
+      xs[i].zero();
+      gs[i].zero();
     }
   }
-#pragma unroll 1
+  float halo[kH];  // lane 0: the H inputs before the warp's first slice
+  if (lane == 0) load_edge<T, H>(xr, vec_pos(blockIdx.x, warp, 0, lane) - H, a.L, halo);
+#pragma unroll
   for (int i = kVecIter - 1; i >= 0; --i) {
     const int64_t p0 = vec_pos(blockIdx.x, warp, i, lane);
     const bool in = p0 < a.L;
     float xo[kSteps], go[kSteps];
-    xn.get(xo);
-    gn.get(go);
-    if (i > 0) {
-      const int64_t p1 = vec_pos(blockIdx.x, warp, i - 1, lane);
-      if (p1 < a.L) {
-        xn.load(xr + p1);
-        gn.load(g + p1);
-      } else {
-        xn.zero();
-        gn.zero();
-      }
-    }
+    xs[i].get(xo);
+    gs[i].get(go);
     if (p0 - lane * kSteps >= a.L) continue;  // the whole slice is past L (the same for the warp)
     float win[H + kSteps];  // inputs p0 - K + 1 .. p0 + 7
 #pragma unroll
     for (int j = 0; j < H; ++j) win[j] = __shfl_up_sync(0xffffffffu, xo[kSteps - H + j], 1);
-    if (lane == 0) load_edge<T, H>(xr, p0 - H, a.L, win);
+    // Lane 0's: lane 31's last H of the slice before (loaded above), or the halo.
+    float before[kH];
+    if (i > 0) {
+      float prev[kSteps];
+      xs[i - 1].get(prev);
+#pragma unroll
+      for (int j = 0; j < H; ++j) before[j] = __shfl_sync(0xffffffffu, prev[kSteps - H + j], 31);
+    } else {
+#pragma unroll
+      for (int j = 0; j < H; ++j) before[j] = halo[j];
+    }
+    if (lane == 0) {
+#pragma unroll
+      for (int j = 0; j < H; ++j) win[j] = before[j];
+    }
 #pragma unroll
     for (int s = 0; s < kSteps; ++s) win[H + s] = xo[s];
     float dpre[kSteps + H];  // d pre of outputs p0 .. p0 + 7 + H
