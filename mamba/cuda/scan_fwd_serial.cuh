@@ -247,7 +247,7 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
   static_assert(kBcPieces * kSerialThreads / (2 * kMaxState) == kRowPieces, "every piece of every row");
 
   bool reset_flag = false;  // threads < kTile: thread's step of the next tile starts a document
-  auto issue = [&](int stage, int64_t tt) {
+  auto issue = [&](int stage, int tt) {
 #pragma unroll
     for (int r = 0; r < kRows; ++r)
 #pragma unroll
@@ -288,7 +288,7 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
   finish_tile(0);
   __syncthreads();
   int buf = 0;
-  for (int64_t tt = 0; tt < L; tt += kTile, buf ^= 1) {
+  for (int tt = 0; tt < L; tt += kTile, buf ^= 1) {
     const bool more = tt + kTile < L;
     if (more) issue(buf ^ 1, tt + kTile);
     if (saved && active && tt % kChunk == 0) {
@@ -617,7 +617,7 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
   const int64_t b = blockIdx.y;
   const int64_t c_first = static_cast<int64_t>(blockIdx.x) * kChannels;  // the block's first channel
   const RowSpan span = row_span(p, b);
-  const int64_t L = span.length;
+  const int L = static_cast<int>(span.length);  // < 2^31 (launch_serial_wide)
   // Offset of the row's first step in a tensor of batch stride bs.
   auto row_at = [&](int64_t bs) { return span.first_step >= 0 ? span.first_step : b * bs; };
 
@@ -639,7 +639,16 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
   // The thread's global rows, held across the loop (64-bit pointers: recomputing them per
   // tile cost ~100 instructions per lane and tile); shared-memory offsets are recomputed.
   const T* rows[3];
-  const T* bc_src[kBcCopies];  // B / C copy k: the piece's first element at step 0
+  // B / C copy k: its piece's first element at step 0, as an offset from its matrix's row
+  // (32 bits; launch_serial_wide checks the range), and the row's steps as 32-bit indices.
+  // With a 64-bit pointer per copy and 64-bit step indices ptxas spilled 12 bytes in the
+  // G = 8 / 64-step kernel (bf16 with z) and 20 in G = 16; now 4 and 24, and G = 8 runs 2-3%
+  // faster (H200, bench_scan 10, alternated with the previous build: 64 x 512 x 16,384 4.13 ->
+  // 4.02 ms, 8 x 1,536 x 32,768 3.23 -> 3.14, 1 x 512 x 2^20 6.75 -> 6.65; G = 16 at 8 x 512
+  // x 131,072 5.23 -> 5.21).
+  const T* bc_b;
+  const T* bc_c;
+  uint32_t bc_off[kBcCopies];
   T* orow;
   {
     const int64_t c = c_first + tid / G;
@@ -655,14 +664,14 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
       const int mat = row / kMaxState, s = row % kMaxState / G, gg = row % G;
       const int64_t n = gg * S + s;
       const int64_t row_n = n < p.state ? n : 0;  // rows of states past N read nothing
-      bc_src[k] = (mat == 0 ? static_cast<const T*>(p.Bm) + row_at(p.B_bs) + row_n * p.B_ns
-                            : static_cast<const T*>(p.Cm) + row_at(p.C_bs) + row_n * p.C_ns) +
-                  piece * kPer;
+      bc_off[k] = static_cast<uint32_t>((mat == 0 ? row_n * p.B_ns : row_n * p.C_ns) + piece * kPer);
     }
+    bc_b = static_cast<const T*>(p.Bm) + row_at(p.B_bs);
+    bc_c = static_cast<const T*>(p.Cm) + row_at(p.C_bs);
   }
 
   bool reset_flag = false;  // threads < kTile: thread's step of the next tile starts a document
-  auto issue = [&](int stage, int64_t tt) {
+  auto issue = [&](int stage, int tt) {
     const int t = opaque_index(tid);
     const int g = t % G;
     const bool active = c_first + t / G < p.channels;
@@ -671,6 +680,10 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
     auto bc_dst = [&](int k) {
       const int P = t + k * kSerialThreads;
       return P / Smem::kRowCopies * Smem::kBcStride + P % Smem::kRowCopies * kPer;
+    };
+    auto bc_src = [&](int k) {
+      const int P = t + k * kSerialThreads;
+      return (P / Smem::kRowCopies / kMaxState == 0 ? bc_b : bc_c) + bc_off[k];
     };
     auto bc_ok = [&](int k) {
       const int row = (t + k * kSerialThreads) / Smem::kRowCopies;
@@ -688,7 +701,7 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
         }
 #pragma unroll
       for (int k = 0; k < kBcCopies; ++k)
-        lean::cp_async16(&sm.bc[stage][bc_dst(k)], bc_src[k] + tt, bc_ok(k) ? 16 : 0);
+        lean::cp_async16(&sm.bc[stage][bc_dst(k)], bc_src(k) + tt, bc_ok(k) ? 16 : 0);
     } else {
       const int64_t lim = active ? L : 0;
 #pragma unroll
@@ -699,7 +712,7 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
 #pragma unroll
       for (int k = 0; k < kBcCopies; ++k) {
         const int piece = (t + k * kSerialThreads) % Smem::kRowCopies * kPer;
-        copy16_bounded(&sm.bc[stage][bc_dst(k)], bc_src[k] - piece, tt + piece, bc_ok(k) ? L : 0, p.aligned);
+        copy16_bounded(&sm.bc[stage][bc_dst(k)], bc_src(k) - piece, tt + piece, bc_ok(k) ? L : 0, p.aligned);
       }
     }
     lean::cp_async_commit();
@@ -725,7 +738,7 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
   double dt_acc = 0.0;        // !kOutput: this lane's sum of dt (in double: 10^4-10^6 terms)
   uint32_t seen_reset = 0;    // !kOutput: some step of the row starts a document
   int buf = 0;
-  for (int64_t tt = 0; tt < L; tt += kTile, buf ^= 1) {
+  for (int tt = 0; tt < L; tt += kTile, buf ^= 1) {
     const bool more = tt + kTile < L;
     const bool whole = tt + kTile <= L;
     if (more) issue(buf ^ 1, tt + kTile);
@@ -757,8 +770,7 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
         else
           dt_tile = wide_phase_a<false, false>(sm, buf, t, bias, kTile);
       } else {
-        const int64_t left = c_first + t / G < p.channels ? L - tt : 0;  // < kTile here
-        const int rem = static_cast<int>(left);
+        const int rem = c_first + t / G < p.channels ? L - tt : 0;  // < kTile here
         if (sp)
           dt_tile = wide_phase_a<true, true>(sm, buf, t, bias, rem);
         else

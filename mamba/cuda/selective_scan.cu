@@ -231,6 +231,9 @@ template <class T, int G, int kTileMul, bool kOutput, bool kHasZ>
 void launch_serial_wide(CudaContext& c, const Params& p, const float* h0, T* o, int64_t o_bs, int64_t o_cs,
                         float* hl, float* saved, const dim3& grid, float* dt_sum = nullptr,
                         uint8_t* row_reset = nullptr) {
+  // The kernel walks a row with 32-bit step indices and finds B / C pieces by 32-bit offsets.
+  require(p.length < (int64_t(1) << 30) && (p.B_ns + p.C_ns) * kMaxState < (int64_t(1) << 31), "selective_scan_fwd",
+          "the single-pass forward takes rows of fewer than 2^30 steps and B / C state strides below 2^27");
   auto kernel = scan::serial::fwd_serial_wide_kernel<T, G, kTileMul, kOutput, kHasZ, 4>;
   const int smem =
       static_cast<int>(sizeof(scan::serial::WideSmem<T, G, scan::serial::wide_tile(G, kTileMul)>));
