@@ -105,7 +105,7 @@ constexpr SerialRule kSerialRules[] = {{49152, 4}, {5632, 8}, {2560, 16}};
 // where the states-only single-pass walk takes 2.78 ms at the same 32,768 rows of 16,384
 // steps, `bench_scan states`, H200.) Used from kSegmentedMinLength steps (at least 64
 // chunks), so that the segments are long next to the tiles the single-pass kernel walks.
-constexpr int64_t kSegmentRows = 32768;
+using scan::kSegmentRows;
 constexpr int64_t kSegmentedMinLength = 64 * kChunk;
 // The kernels of variant v at the shape of p (the default variant picks its forward by shape).
 Kernels kernels_of(ScanVariant v, const Params& p) {
@@ -400,32 +400,8 @@ __global__ void chain_segment_states_kernel(const float* __restrict__ end, const
   last[i] = h;
 }
 
-// How the segmented forward cuts one sequence: `count` segments of whole chunks, the first
-// `extra` of them one chunk longer than the others (`chunks`), the last running on to the
-// sequence's end. The count makes the single-pass launches fill whole waves of their G = 8
-// blocks (16 channels, 4 blocks per SM) near kSegmentRows rows, and the segments differ by
-// at most one chunk. Before, all segments had the same whole number of chunks and the
-// rest went through the chunked kernels: at 1 x 512 x 2^20, 64 segments of 32 chunks =
-// 2,048 blocks on 528 slots (3.88 waves, so the time of 4 waves of 32-chunk segments); at
-// 1 x 512 x 1,000,000, 63 of 31 chunks and a 64-step rest (3.82 waves), 1.6% slower per
-// token than 2^20. Now 66 segments = 2,112 blocks = 4 waves at both lengths, of 31 or 32
-// chunks at 2^20 and of 29 or 30 at 1,000,000.
-struct Segments {
-  int64_t count, chunks, extra;
-};
-Segments segments_for(const Params& p, int sm_count) {
-  const int64_t whole = std::max<int64_t>(1, p.length / kChunk);
-  const int64_t blocks_per_segment = (p.channels + 15) / 16;
-  const int64_t slots = 4 * static_cast<int64_t>(std::max(1, sm_count));
-  const int64_t rows_wanted = std::max<int64_t>(1, kSegmentRows / p.channels);
-  const int64_t waves = std::max<int64_t>(1, (rows_wanted * blocks_per_segment + slots / 2) / slots);
-  const int64_t count =
-      std::min<int64_t>({std::max<int64_t>(1, waves * slots / blocks_per_segment), whole, int64_t(65535)});
-  return {count, whole / count, whole % count};
-}
-
 // The segmented forward (see kSegmentRows), one sequence at a time: its segments
-// (segments_for) are the rows of two single-pass launches (Params::seg_chunks), the first
+// (scan::segments_for) are the rows of two single-pass launches (Params::seg_chunks), the first
 // states only and from zero (each segment's end state, sum of dt and document starts), the
 // second from the segment starts that chain_segment_states_kernel forms from those,
 // writing y, `saved` and h_last. h0, saved, hl: the whole op's, each may be null. kOutput =
@@ -434,7 +410,7 @@ template <class T, bool kOutput, bool kHasZ>
 void segmented_forward(CudaContext& c, const Params& p, const float* h0, T* o, int64_t o_bs, int64_t o_cs,
                        float* hl, float* saved) {
   const int64_t D = p.channels, N = p.state;
-  const Segments seg = segments_for(p, c.sm_count());
+  const scan::Segments seg = scan::segments_for(p.length, p.channels, c.sm_count());
   const int64_t rows = seg.count;
   // The wide kernel (G = 16 or 8) takes segment rows; G = 16 where the rule gives it.
   const int lanes = default_fwd_serial_lanes(rows, D) == 16 ? 16 : 8;
