@@ -107,6 +107,13 @@ constexpr SerialRule kSerialRules[] = {{49152, 4}, {5632, 8}, {2560, 16}};
 // chunks), so that the segments are long next to the tiles the single-pass kernel walks.
 using scan::kSegmentRows;
 constexpr int64_t kSegmentedMinLength = 64 * kChunk;
+// The wide single-pass kernel (G = 8, 16; also the segmented forward's) walks a row with
+// 32-bit step indices and finds its B / C pieces by 32-bit offsets; longer rows or larger
+// state strides (sequences of ~2^26 steps and more in one call) take the chunked kernels.
+bool wide_rows_fit(const Params& p) {
+  return p.length < (int64_t(1) << 30) && (p.B_ns + p.C_ns) * kMaxState < (int64_t(1) << 31);
+}
+
 // The kernels of variant v at the shape of p (the default variant picks its forward by shape).
 Kernels kernels_of(ScanVariant v, const Params& p) {
   switch (v) {
@@ -123,8 +130,10 @@ Kernels kernels_of(ScanVariant v, const Params& p) {
     case ScanVariant::kSegmented: return {Family::kSegmented, Family::kLean};
     case ScanVariant::kDefault: {
       const int lanes = default_fwd_serial_lanes(p.batch, p.channels);
-      if (lanes) return {serial_family(lanes), Family::kLean};
-      return {p.length >= kSegmentedMinLength ? Family::kSegmented : Family::kPipelined, Family::kLean};
+      const bool wide_ok = wide_rows_fit(p);
+      if (lanes && (lanes < 8 || wide_ok)) return {serial_family(lanes), Family::kLean};
+      if (lanes) return {Family::kPipelined, Family::kLean};
+      return {p.length >= kSegmentedMinLength && wide_ok ? Family::kSegmented : Family::kPipelined, Family::kLean};
     }
   }
   throw std::invalid_argument("gm::cuda::selective_scan: unknown scan variant");
@@ -231,9 +240,9 @@ template <class T, int G, int kTileMul, bool kOutput, bool kHasZ>
 void launch_serial_wide(CudaContext& c, const Params& p, const float* h0, T* o, int64_t o_bs, int64_t o_cs,
                         float* hl, float* saved, const dim3& grid, float* dt_sum = nullptr,
                         uint8_t* row_reset = nullptr) {
-  // The kernel walks a row with 32-bit step indices and finds B / C pieces by 32-bit offsets.
-  require(p.length < (int64_t(1) << 30) && (p.B_ns + p.C_ns) * kMaxState < (int64_t(1) << 31), "selective_scan_fwd",
-          "the single-pass forward takes rows of fewer than 2^30 steps and B / C state strides below 2^27");
+  require(wide_rows_fit(p), "selective_scan_fwd",
+          "the wide single-pass forward takes rows of fewer than 2^30 steps and B / C state strides below 2^27 "
+          "(the default variant takes the chunked kernels there)");
   auto kernel = scan::serial::fwd_serial_wide_kernel<T, G, kTileMul, kOutput, kHasZ, 4>;
   const int smem =
       static_cast<int>(sizeof(scan::serial::WideSmem<T, G, scan::serial::wide_tile(G, kTileMul)>));
