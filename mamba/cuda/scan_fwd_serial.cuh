@@ -247,7 +247,7 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
   static_assert(kBcPieces * kSerialThreads / (2 * kMaxState) == kRowPieces, "every piece of every row");
 
   bool reset_flag = false;  // threads < kTile: thread's step of the next tile starts a document
-  auto issue = [&](int stage, int tt) {
+  auto issue = [&](int stage, int64_t tt) {
 #pragma unroll
     for (int r = 0; r < kRows; ++r)
 #pragma unroll
@@ -288,7 +288,7 @@ __global__ void __launch_bounds__(kSerialThreads, kMinBlocks)
   finish_tile(0);
   __syncthreads();
   int buf = 0;
-  for (int tt = 0; tt < L; tt += kTile, buf ^= 1) {
+  for (int64_t tt = 0; tt < L; tt += kTile, buf ^= 1) {
     const bool more = tt + kTile < L;
     if (more) issue(buf ^ 1, tt + kTile);
     if (saved && active && tt % kChunk == 0) {
