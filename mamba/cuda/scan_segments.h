@@ -12,6 +12,13 @@
 #include <algorithm>
 #include <cstdint>
 
+// segment_first_chunk is also called on the device (scan_common.cuh, row_span).
+#ifdef __CUDACC__
+#define GM_SEGMENTS_HD __host__ __device__
+#else
+#define GM_SEGMENTS_HD
+#endif
+
 namespace gm::cuda::scan {
 
 constexpr int kChunk = 512;  // steps per chunk; fixes the layout of `saved`
@@ -44,8 +51,8 @@ inline Segments segments_for(int64_t length, int64_t channels, int sm_count) {
 }
 
 // First chunk of segment b.
-inline int64_t segment_first_chunk(const Segments& s, int64_t b) {
-  return b * s.chunks + std::min(b, s.extra);
+GM_SEGMENTS_HD inline int64_t segment_first_chunk(const Segments& s, int64_t b) {
+  return b * s.chunks + (b < s.extra ? b : s.extra);
 }
 
 }  // namespace gm::cuda::scan

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "mamba/cuda/check.cuh"
 #include "mamba/cuda/context_cuda.h"
@@ -389,12 +390,13 @@ void launch_output(CudaContext& c, const Params& p, const float* starts, T* o, i
 // from h_s, h_0 = h0 (zero without), h_{s+1} = 2^(A log2(e) dt_sum[s, c]) h_s + end[s] (the
 // product of the segment's decays, 0 when a document starts in it, times the state it
 // started from, plus the state it reaches from zero). Writes h_s for s < segments into
-// starts[s, c, n] and h_segments (where the rest of the sequence starts) into last[c, n].
-// One thread per (channel, state), the segments in order.
+// starts[s, c, n]; the last segment runs to the end of the sequence, so the state after it
+// is the second pass's h_last, not needed here. One thread per (channel, state), the
+// segments in order.
 __global__ void chain_segment_states_kernel(const float* __restrict__ end, const float* __restrict__ dt_sum,
                                             const uint8_t* __restrict__ reset, const float* __restrict__ A,
                                             const float* __restrict__ h0, int64_t segments, int64_t channels,
-                                            int64_t state, float* __restrict__ starts, float* __restrict__ last) {
+                                            int64_t state, float* __restrict__ starts) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= channels * state) return;
   const int64_t c = i / state;
@@ -403,10 +405,11 @@ __global__ void chain_segment_states_kernel(const float* __restrict__ end, const
   for (int64_t s = 0; s < segments; ++s) {
     const int64_t at = s * channels * state + i;
     starts[at] = h;
-    const float decay = reset[s] ? 0.f : exp2f(a2 * dt_sum[s * channels + c]);
-    h = fmaf(decay, h, end[at]);
+    if (s + 1 < segments) {
+      const float decay = reset[s] ? 0.f : exp2f(a2 * dt_sum[s * channels + c]);
+      h = fmaf(decay, h, end[at]);
+    }
   }
-  last[i] = h;
 }
 
 // The segmented forward (see kSegmentRows), one sequence at a time: its segments
@@ -427,7 +430,6 @@ void segmented_forward(CudaContext& c, const Params& p, const float* h0, T* o, i
   Tensor h0s = Tensor::empty(c.allocator(), {rows * D * N}, DType::F32);
   Tensor sums = Tensor::empty(c.allocator(), {rows * D}, DType::F32);
   Tensor resets = Tensor::empty(c.allocator(), {rows}, DType::U8);
-  Tensor next = Tensor::empty(c.allocator(), {D * N}, DType::F32);  // the state after the last segment
   Tensor last;  // h_last of every segment: the last one's ends the sequence
   if (hl) last = Tensor::empty(c.allocator(), {rows * D * N}, DType::F32);
   for (int64_t b = 0; b < p.batch; ++b) {
@@ -448,27 +450,26 @@ void segmented_forward(CudaContext& c, const Params& p, const float* h0, T* o, i
     const float* h0b = h0 ? h0 + b * D * N : nullptr;
     // The sequence's chunks in `saved` ([B, K, D, 16]), at their own indices (RowSpan).
     float* saved_b = saved ? saved + b * p.chunks * D * kMaxState : nullptr;
-    // First pass: each segment from zero, states only.
-    if (lanes == 16)
-      launch_serial_wide<T, 16, 1, false, false>(c, ps, nullptr, nullptr, 0, 0, ends.data<float>(), nullptr,
-                                                 serial_grid<16>(ps), sums.data<float>(), resets.data<uint8_t>());
-    else
-      launch_serial_wide<T, 8, 1, false, false>(c, ps, nullptr, nullptr, 0, 0, ends.data<float>(), nullptr,
-                                                serial_grid<8>(ps), sums.data<float>(), resets.data<uint8_t>());
-    chain_segment_states_kernel<<<blocks_for(D * N, 256), 256, 0, c.stream()>>>(
-        ends.data<float>(), sums.data<float>(), resets.data<uint8_t>(), p.A, h0b, rows, D, N, h0s.data<float>(),
-        next.data<float>());
-    GM_CUDA_CHECK_LAUNCH();
-    // Second pass: from the segment starts; 64-step tiles (launch_serial_g would take 128-step
-    // ones for grids of at most 3 blocks per SM, which the segment count avoids by design).
-    if (lanes == 16)
-      launch_serial_wide<T, 16, 1, kOutput, kHasZ>(c, ps, h0s.data<float>(), ob, 0, o_cs,
-                                                   last.defined() ? last.data<float>() : nullptr, saved_b,
-                                                   serial_grid<16>(ps));
-    else
-      launch_serial_wide<T, 8, 1, kOutput, kHasZ>(c, ps, h0s.data<float>(), ob, 0, o_cs,
+    // Both passes with G lanes per channel (G = 16 or 8). The second takes 8 G-step tiles
+    // (launch_serial_g would take 16 G-step ones for grids of at most 3 blocks per SM, which
+    // the segment count avoids by design).
+    auto passes = [&](auto lanes_c) {
+      constexpr int G = decltype(lanes_c)::value;
+      // First pass: each segment from zero, states only.
+      launch_serial_wide<T, G, 1, false, false>(c, ps, nullptr, nullptr, 0, 0, ends.data<float>(), nullptr,
+                                                serial_grid<G>(ps), sums.data<float>(), resets.data<uint8_t>());
+      chain_segment_states_kernel<<<blocks_for(D * N, 256), 256, 0, c.stream()>>>(
+          ends.data<float>(), sums.data<float>(), resets.data<uint8_t>(), p.A, h0b, rows, D, N, h0s.data<float>());
+      GM_CUDA_CHECK_LAUNCH();
+      // Second pass: from the segment starts.
+      launch_serial_wide<T, G, 1, kOutput, kHasZ>(c, ps, h0s.data<float>(), ob, 0, o_cs,
                                                   last.defined() ? last.data<float>() : nullptr, saved_b,
-                                                  serial_grid<8>(ps));
+                                                  serial_grid<G>(ps));
+    };
+    if (lanes == 16)
+      passes(std::integral_constant<int, 16>{});
+    else
+      passes(std::integral_constant<int, 8>{});
     if (last.defined())
       GM_CUDA_CHECK(cudaMemcpyAsync(hl + b * D * N, last.data<float>() + (rows - 1) * D * N,
                                     sizeof(float) * static_cast<size_t>(D * N), cudaMemcpyDeviceToDevice,
