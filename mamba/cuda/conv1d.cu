@@ -255,9 +255,9 @@ struct Vec8 {
     if constexpr (sizeof(T) == 2) {
       const uint32_t w[4] = {v[0].x, v[0].y, v[0].z, v[0].w};
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {  // bf16 -> f32 is exact: the bits in the upper half
-        o[2 * i] = __uint_as_float(w[i] << 16);
-        o[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+      for (int i = 0; i < 4; ++i) {
+        o[2 * i] = bf16_lo(w[i]);
+        o[2 * i + 1] = bf16_hi(w[i]);
       }
     } else {
 #pragma unroll

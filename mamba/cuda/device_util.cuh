@@ -22,6 +22,12 @@ __device__ __forceinline__ float to_f(bf16_t x) { return __bfloat162float(x); }
 template <class T> __device__ __forceinline__ T from_f(float x);
 template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
 template <> __device__ __forceinline__ bf16_t from_f<bf16_t>(float x) { return __float2bfloat16_rn(x); }
+// The two bf16 of a 32-bit word as f32, exactly (a bf16 is the upper half of an f32): lo is
+// the element at the lower address, hi the one after it. One integer instruction each.
+__device__ __forceinline__ float bf16_lo(uint32_t w) { return __uint_as_float(w << 16); }
+__device__ __forceinline__ float bf16_hi(uint32_t w) { return __uint_as_float(w & 0xffff0000u); }
+// Element i % 2 of word w (i % 2 = 0: lo).
+__device__ __forceinline__ float bf16_of(uint32_t w, int i) { return i % 2 ? bf16_hi(w) : bf16_lo(w); }
 
 // ---- math ------------------------------------------------------------------------
 constexpr float kLog2e = 1.4426950408889634f;

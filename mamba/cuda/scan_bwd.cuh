@@ -175,8 +175,7 @@ template <> struct Row16<bf16_t> {
     for (int i = 0; i < 8; ++i) w[i] = 0u;
   }
   __device__ __forceinline__ float get(int i) const {
-    const uint32_t x = w[i / 2];
-    return __uint_as_float(i % 2 ? (x & 0xffff0000u) : (x << 16));
+    return bf16_of(w[i / 2], i);
   }
 };
 

@@ -134,16 +134,14 @@ template <>
 struct BcTile<bf16_t> {
   uint4 v[2][kStep + 1][kLanes];  // [buffer][row(step)][state quad]
   __device__ __forceinline__ static constexpr int row(int i) { return i + (i >= 4 ? 1 : 0); }
-  __device__ __forceinline__ static float lo(uint32_t w) { return __uint_as_float(w << 16); }
-  __device__ __forceinline__ static float hi(uint32_t w) { return __uint_as_float(w & 0xffff0000u); }
   __device__ __forceinline__ float4 b(int buf, int i, int q) const {
     const uint2 w = *reinterpret_cast<const uint2*>(&v[buf][row(i)][q]);
-    return make_float4(lo(w.x), hi(w.x), lo(w.y), hi(w.y));
+    return make_float4(bf16_lo(w.x), bf16_hi(w.x), bf16_lo(w.y), bf16_hi(w.y));
   }
   __device__ __forceinline__ void bc(int buf, int i, int q, float4& bq, float4& cq) const {
     const uint4 w = v[buf][row(i)][q];
-    bq = make_float4(lo(w.x), hi(w.x), lo(w.y), hi(w.y));
-    cq = make_float4(lo(w.z), hi(w.z), lo(w.w), hi(w.w));
+    bq = make_float4(bf16_lo(w.x), bf16_hi(w.x), bf16_lo(w.y), bf16_hi(w.y));
+    cq = make_float4(bf16_lo(w.z), bf16_hi(w.z), bf16_lo(w.w), bf16_hi(w.w));
   }
   __device__ __forceinline__ void put4(int buf, int m, int n, int step0, const Raw4<bf16_t>& r) {
     uint16_t* const base = reinterpret_cast<uint16_t*>(&v[buf][0][n / 4]) + 4 * m + n % 4;
@@ -176,7 +174,7 @@ struct MainSmem {
 template <class T> struct Raw2;
 template <> struct Raw2<bf16_t> {
   uint32_t w;
-  __device__ __forceinline__ float get(int i) const { return __uint_as_float(i ? (w & 0xffff0000u) : (w << 16)); }
+  __device__ __forceinline__ float get(int i) const { return bf16_of(w, i); }
   __device__ __forceinline__ void load_scalar(const bf16_t* row, int t, int L) {
     const uint16_t* q = reinterpret_cast<const uint16_t*>(row);
     const uint32_t lo = t < L ? q[t] : 0u;

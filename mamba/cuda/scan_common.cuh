@@ -56,10 +56,10 @@ struct RowSpan {
 };
 __host__ __device__ inline RowSpan row_span(const Params& p, int64_t b) {
   if (p.seg_chunks == 0) return {-1, p.length, b * p.chunks};
-  const int64_t q = p.seg_chunks, r = p.seg_extra;
-  const int64_t chunk0 = segment_first_chunk(Segments{p.batch, q, r}, b);
+  const Segments seg{p.batch, p.seg_chunks, p.seg_extra};
+  const int64_t chunk0 = segment_first_chunk(seg, b);
   const int64_t first = chunk0 * kChunk;
-  const int64_t len = b == p.batch - 1 ? p.length - first : (q + (b < r ? 1 : 0)) * kChunk;
+  const int64_t len = b == p.batch - 1 ? p.length - first : (segment_first_chunk(seg, b + 1) - chunk0) * kChunk;
   return {first, len, chunk0};
 }
 

@@ -55,8 +55,7 @@ template <> struct Raw8<bf16_t> {
   }
   __device__ __forceinline__ void zero() { r = make_uint4(0u, 0u, 0u, 0u); }
   __device__ __forceinline__ float get(int i) const {
-    const uint32_t w = i < 2 ? r.x : i < 4 ? r.y : i < 6 ? r.z : r.w;
-    return __uint_as_float(i % 2 ? (w & 0xffff0000u) : (w << 16));
+    return bf16_of(i < 2 ? r.x : i < 4 ? r.y : i < 6 ? r.z : r.w, i);
   }
 };
 template <> struct Raw8<float> {

@@ -94,8 +94,8 @@ __device__ __forceinline__ void load_bc(const bf16_t* p, float (&b)[S], float (&
     const uint32_t w[4] = {r.x, r.y, r.z, r.w};
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      b[4 * i + k] = __uint_as_float(w[k] << 16);
-      c[4 * i + k] = __uint_as_float(w[k] & 0xffff0000u);
+      b[4 * i + k] = bf16_lo(w[k]);
+      c[4 * i + k] = bf16_hi(w[k]);
     }
   }
 }
@@ -454,8 +454,8 @@ __device__ __forceinline__ void load_row8(const bf16_t* p, float (&v)[8]) {
   const uint32_t w[4] = {r.x, r.y, r.z, r.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    v[2 * i] = __uint_as_float(w[i] << 16);
-    v[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    v[2 * i] = bf16_lo(w[i]);
+    v[2 * i + 1] = bf16_hi(w[i]);
   }
 }
 __device__ __forceinline__ void load_row8(const float* p, float (&v)[8]) {

@@ -79,8 +79,8 @@ __device__ __forceinline__ void row16(const bf16_t* p, float (&v)[kMaxState]) {
     const uint32_t w[4] = {r.x, r.y, r.z, r.w};
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      v[8 * q + 2 * i] = __uint_as_float(w[i] << 16);
-      v[8 * q + 2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+      v[8 * q + 2 * i] = bf16_lo(w[i]);
+      v[8 * q + 2 * i + 1] = bf16_hi(w[i]);
     }
   }
 }
@@ -106,8 +106,7 @@ template <> struct Raw4<bf16_t> {
   }
   __device__ __forceinline__ void zero() { r = make_uint2(0u, 0u); }
   __device__ __forceinline__ float get(int i) const {
-    const uint32_t w = i < 2 ? r.x : r.y;
-    return __uint_as_float(i % 2 ? (w & 0xffff0000u) : (w << 16));
+    return bf16_of(i < 2 ? r.x : r.y, i);
   }
 };
 template <> struct Raw4<float> {
