@@ -244,7 +244,8 @@ void layouts(gm::Context& ctx, cudaStream_t s, RandomFill& rnd, int repeats) {
 // The backward with and without the forward's `saved` (default variant): without it the
 // backward first recomputes the chunk-start states with the default forward's states-only
 // pass, so the difference times that pass (the serial kernel's states-only walk where the
-// default forward is serial, the chunk summaries + combine where it is chunked or segmented).
+// default forward is serial, the segmented forward's two states-only walks where it is
+// segmented, the chunk summaries + combine where it is chunked).
 void states_pass(gm::Context& ctx, cudaStream_t s, RandomFill& rnd, int repeats) {
   struct Dims {
     int64_t B, D, L;

@@ -310,13 +310,13 @@ void launch_serial(CudaContext& c, const Params& p, const float* h0, T* o, int64
   }
 }
 
-// The state before every chunk into `starts` ([B, K, D, 16]): chunk summaries, then the
-// sequential combine along the chunks; for a serial family, its own states-only pass
-// (bitwise the states its forward saves).
 template <class T, bool kOutput, bool kHasZ>
 void segmented_forward(CudaContext& c, const Params& p, const float* h0, T* o, int64_t o_bs, int64_t o_cs,
                        float* hl, float* saved);
 
+// The state before every chunk into `starts` ([B, K, D, 16]): chunk summaries, then the
+// sequential combine along the chunks; for a serial or the segmented family, its own
+// states-only pass(es) (bitwise the states its forward saves).
 template <class T>
 void chunk_start_states(CudaContext& c, const Params& p, const float* h0, float* starts, Family fam) {
   if (fam == Family::kSegmented) {  // its own two passes: bitwise the states its forward saves
