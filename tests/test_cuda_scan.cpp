@@ -76,6 +76,7 @@ struct ScanCase {
   int64_t B, D, L, N;
   bool z = true, dskip = true, bias = true, softplus = true, starts = true, h0 = true;
   bool strided = false;  // u, z, B, C as narrow()s of wider tensors (batch stride > D*L)
+  int64_t bc_state_pitch = 0;  // > 0: B, C as views whose state rows are this many elements apart
   double reset_rate = 1.0 / 300;  // chance of a document start at each step (with `starts`)
   float bias_lo = -5.f, bias_hi = -1.f;  // delta_bias range with softplus (dt ~ 0.003-0.7)
   bool boundary_resets = false;   // also starts on and beside the 8/16/64/512-step boundaries
@@ -85,6 +86,7 @@ struct ScanCase {
            (z ? " z" : "") + (dskip ? " D" : "") + (bias ? " bias" : "") + (softplus ? " softplus" : "") +
            (starts ? " starts" : "") + (boundary_resets ? "@boundaries" : "") + (h0 ? " h0" : "") +
            (strided ? " strided" : "") +
+           (bc_state_pitch > 0 ? " B/C state pitch " + std::to_string(bc_state_pitch) : "") +
            (dtype == DType::BF16 ? " bf16" : " f32");
   }
 };
@@ -158,6 +160,14 @@ class CudaScan : public CudaTest {
     in.A = param(A);
     in.B = act(sc, sc.N, 0, 0, true);
     in.C = act(sc, sc.N, 0, 0, true);
+    if (sc.bc_state_pitch > 0) {
+      for (Pair* p : {&in.B, &in.C}) {
+        Tensor wide = dev({sc.B, sc.N, sc.bc_state_pitch}, sc.dtype);
+        Tensor view = wide.narrow(2, 0, sc.L);
+        gm::cuda::copy(*gpu_, p->d, view);
+        p->d = view;
+      }
+    }
     if (sc.dskip) in.Dskip = param(uniform({sc.D}, 0.5f, 1.5f));
     if (sc.z) in.z = act(sc, sc.D, -3.f, 3.f);
     if (sc.bias) in.bias = param(sc.softplus ? uniform({sc.D}, sc.bias_lo, sc.bias_hi) : uniform({sc.D}, 0.f, 0.1f));
@@ -306,6 +316,27 @@ TEST_F(CudaScan, Bf16) {
   sc.strided = true;
   sc.softplus = false;
   run_all_variants(sc);
+}
+
+// B and C whose state rows lie 2^26 elements apart, as in a call over a sequence of ~2^26
+// steps: the wide single-pass kernel's 32-bit B / C offsets do not reach them, so the default
+// variant takes the chunked forward where its rule says G = 8 (6,144 rows), and forward and
+// backward still match the CPU (the wide kernel refuses such a call).
+TEST_F(CudaScan, DefaultTakesChunkedWhereWideOffsetsEnd) {
+  ScanCase sc{1, 6144, 96, 2};
+  sc.dtype = DType::BF16;  // 2 x 256 MB for the two views' buffers
+  sc.bc_state_pitch = int64_t{1} << 26;
+  ASSERT_EQ(gm::cuda::default_fwd_serial_lanes(sc.B, sc.D), 8);
+  run_case(sc, ScanVariant::kDefault);
+  // Asked for by name, the wide kernel refuses the call with the reason.
+  Inputs in = make_inputs(sc);
+  Tensor out = dev({sc.B, sc.D, sc.L}, sc.dtype);
+  try {
+    gm::cuda::selective_scan_fwd_variant(*gpu_, ScanVariant::kSerial8, in.dev_in(), out, nullptr, nullptr);
+    ADD_FAILURE() << "the G = 8 single-pass forward took B / C state strides of 2^26";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("state strides"), std::string::npos) << e.what();
+  }
 }
 
 // Two calls carried through h0 / h_last equal one call over the whole sequence.
