@@ -30,6 +30,12 @@ bool parse_command_line(const CommandSpec& spec, po::options_description& option
       if (!in) throw UsageError("cannot open config file '" + path + "'");
       try {
         po::store(po::parse_config_file(in, all, /*allow_unregistered=*/false), vm);
+      } catch (const po::unknown_option& e) {
+        // A model file's keys read as "model.<key>" here; pretrain takes those files by --model.
+        std::string hint;
+        if (e.get_option_name().rfind("model.", 0) == 0 && all.find_nothrow("model", false) != nullptr)
+          hint = " (a [model] section: model files go to --model, --config takes this command's options)";
+        throw UsageError("config file '" + path + "': " + e.what() + hint);
       } catch (const po::error& e) {
         throw UsageError("config file '" + path + "': " + e.what());
       }

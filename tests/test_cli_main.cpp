@@ -71,6 +71,21 @@ TEST(CliMain, ConfigFileAndCommandLinePrecedence) {
   r = run_genomamba({"inspect", "--config", dir / "bad.ini", fasta});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("bad.ini"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("--model"), std::string::npos) << r.err;
+  // A model file given to --config: pretrain says where model files go; inspect, which
+  // has no --model, only names the key.
+  {
+    std::ofstream ini(dir / "model.ini");
+    ini << "[model]\nd_model = 64\nn_layer = 2\n";
+  }
+  r = run_genomamba({"pretrain", "--config", dir / "model.ini", "-o", dir / "run", fasta});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("model.ini"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("model files go to --model"), std::string::npos) << r.err;
+  r = run_genomamba({"inspect", "--config", dir / "model.ini", fasta});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("model.d_model"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("--model"), std::string::npos) << r.err;
 }
 
 TEST(CliMain, ScoreWriteIndexFlagBeforeTheInput) {
