@@ -51,7 +51,7 @@
 //   lanes and 8 steps (lane q ends with steps 2q and 2q + 1, the two it staged).
 // B, C (and the reset flags, as a bit mask) of the next sub-chunk are staged into
 // double-buffered shared memory while the current one is worked on (as bf16 when the
-// inputs are: see BcTile).
+// inputs are: see BcTile); phase 1 reads bf16 B from a tile of the whole chunk (ChunkB).
 #pragma once
 
 #include "mamba/cuda/scan_bwd.cuh"
@@ -153,9 +153,29 @@ struct BcTile<bf16_t> {
   }
 };
 
+// B of a whole chunk for phase 1 (bf16 inputs): [state][step] as stored, copied once per item
+// with 16-byte cp.async, so that phase 1 needs no staging and no block barrier per
+// sub-chunk. Before (H200, probe builds, bench/RESULTS.md "second round"): phase 1 took 4.0 ms
+// of row 2's forward + backward, 1.4 ms of it its per-sub-chunk loads (and a longer lead for
+// them gained nothing) and ~0.9 ms its barriers, softplus and stores. With this tile: row 2
+// 27.93-28.01 -> 27.21-27.28 ms, rows 1, 3, 4 -0.7, -0.75, -0.55 ms; the values are bitwise
+// the same. Lane q reads its 4 states 8 steps at a time (one 16-byte load per state); state n
+// sits at row (n % 4) * 4 + n / 4, so that the 4 lanes of a channel read 4 consecutive rows,
+// which the pitch of 1,040 bytes (65 bank groups) puts into 4 different bank groups. f32
+// inputs keep the per-sub-chunk stager (a 32 KB tile would cost the third block per SM).
+struct ChunkB {
+  static constexpr int kPitch = kChunk + 8;  // elements
+  __device__ __forceinline__ static constexpr int row(int n) { return (n % 4) * 4 + n / 4; }
+  alignas(16) uint16_t v[kMaxState][kPitch];
+  uint32_t resets[kChunk / 32];  // bit i of word w: step 32 w + i starts a document
+};
+struct NoChunkB {};
+template <class T>
+constexpr bool kPhase1ChunkB = sizeof(T) == 2;
+
 template <class T>
 struct MainSmem {
-  float red[2][kStep][kRedPlane];                         // [dh or h][step][channel * 16 + state]
+  alignas(16) float red[2][kStep][kRedPlane];             // [dh or h][step][channel * 16 + state]
   float stage[kStaged][kStageRow];                        // [quantity][stage_row(channel) + step]
   BcTile<T> tile;                                         // B, C of the staged sub-chunk (2 buffers)
   float4 ckpt[2][kMainThreads];                           // state before the sub-chunk, from scratch
@@ -168,6 +188,7 @@ struct MainSmem {
   float* part_row[2][kMaxState];
   Slot2<T> ring[kRingRows][2][kMainThreads];              // [row][slot][thread]
   uint32_t resets[2];                                     // reset bits of the staged sub-chunk
+  std::conditional_t<kPhase1ChunkB<T>, ChunkB, NoChunkB> cb;  // phase 1's B (bf16 inputs)
 };
 
 // 2 consecutive elements of a row, 0 past L.
@@ -353,6 +374,71 @@ __device__ __forceinline__ void forward8(float (&h)[4], const float (&An)[4], co
   }
 }
 
+// forward8 with B from the chunk tile: rows points at row q of ChunkB at the sub-chunk's
+// first step; the lane's states 4q + r are rows r * 4 + q.
+template <bool kResets>
+__device__ __forceinline__ void forward8_cb(float (&h)[4], const float (&An)[4], const float* dls, const float* xs,
+                                            const uint16_t* rows, uint32_t resets) {
+  uint32_t w[4][4];
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    const uint4 v = *reinterpret_cast<const uint4*>(rows + r * 4 * ChunkB::kPitch);
+    w[r][0] = v.x; w[r][1] = v.y; w[r][2] = v.z; w[r][3] = v.w;
+  }
+#pragma unroll
+  for (int i4 = 0; i4 < kStep / 4; ++i4) {
+    const float4 d4 = ld4(dls + 4 * i4), x4 = ld4(xs + 4 * i4);
+#pragma unroll
+    for (int ii = 0; ii < 4; ++ii) {
+      const int i = 4 * i4 + ii;
+      const float dl = get4(d4, ii), x = get4(x4, ii);
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        float a = ex2_approx(dl * An[r]);
+        if (kResets) a = (resets >> i) & 1u ? 0.f : a;
+        h[r] = fmaf(a, h[r], x * bf16_of(w[r][i / 2], i));
+      }
+    }
+  }
+}
+
+// The chunk's B rows and reset bits into s.cb (bf16), the first tl steps of the chunk at
+// t0 (zeros after them and for states past p.state). Issues and commits one copy group.
+template <class T>
+__device__ __forceinline__ void load_chunk_b(const Params& p, MainSmem<T>& s, int64_t b, int64_t t0, int tl) {
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  constexpr int kPieces = kChunk / 8;  // 16-byte pieces per row
+#pragma unroll 2
+  for (int e = tid; e < kMaxState * kPieces; e += kMainThreads) {
+    const int n = e / kPieces, t = (e % kPieces) * 8;
+    uint16_t* dst = &s.cb.v[ChunkB::row(n)][t];
+    const uint16_t* row = n < p.state ? reinterpret_cast<const uint16_t*>(static_cast<const T*>(p.Bm) + b * p.B_bs +
+                                                                           n * p.B_ns + t0)
+                                      : nullptr;
+    if (row != nullptr && p.aligned) {
+      const int m = tl - t;
+      const int bytes = m <= 0 ? 0 : 2 * (m < 8 ? m : 8);
+      cp_async16(dst, bytes > 0 ? static_cast<const void*>(row + t) : static_cast<const void*>(row), bytes);
+    } else {
+      uint32_t v[4] = {0u, 0u, 0u, 0u};
+      if (row != nullptr) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+          if (t + i < tl) v[i / 2] |= static_cast<uint32_t>(row[t + i]) << (16 * (i % 2));
+      }
+      *reinterpret_cast<uint4*>(dst) = make_uint4(v[0], v[1], v[2], v[3]);
+    }
+  }
+  cp_async_commit();
+#pragma unroll
+  for (int k = 0; k < kChunk / 32 / (kMainThreads / 32); ++k) {
+    const int w = warp * (kChunk / 32 / (kMainThreads / 32)) + k, t = 32 * w + lane;
+    const bool reset = p.starts && t < tl && p.starts[b * p.starts_bs + t0 + t];
+    const uint32_t mask = __ballot_sync(0xffffffffu, reset);
+    if (lane == 0) s.cb.resets[w] = mask;
+  }
+}
+
 // 8 forward steps from hs, keeping every decay a[i] and state hb[i] (= h after step i).
 template <bool kResets, class T>
 __device__ __forceinline__ void recompute8(const float* hs, const float (&An)[4], const float* dls,
@@ -463,14 +549,19 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
     // ---- Phase 1: the state before every sub-chunk, forwards from the saved chunk start.
     MainStager<T> stager;
     MainStager<T>::set_row(p, s, b, t0);
-    stager.load(p, s, b, t0, 0, tl, false);
-    stager.store(s, 0);
+    if constexpr (kPhase1ChunkB<T>) {
+      load_chunk_b(p, s, b, t0, tl);
+    } else {
+      stager.load(p, s, b, t0, 0, tl, false);
+      stager.store(s, 0);
+    }
     issue(0, 0, false, -1);
     float h[4];
     {
       const float4 h4 = active ? ld4(o.starts + chunk_index(p, b, k, c, own)) : make_float4(0.f, 0.f, 0.f, 0.f);
       h[0] = h4.x; h[1] = h4.y; h[2] = h4.z; h[3] = h4.w;
     }
+    if constexpr (kPhase1ChunkB<T>) cp_async_wait<1>();  // the chunk's B (sub-chunk 0's rows may still fly)
     __syncthreads();
     for (int j = 0; j < subs; ++j) {
       const int ts = j * kStep;
@@ -478,7 +569,7 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
       if (j + 1 < subs) {
         // The state before the sub-chunk, for phase 2 (the last one stays in shared memory).
         __stcg(scr + j * kMainThreads, make_float4(h[0], h[1], h[2], h[3]));
-        stager.load(p, s, b, t0, ts + kStep, tl, false);
+        if constexpr (!kPhase1ChunkB<T>) stager.load(p, s, b, t0, ts + kStep, tl, false);
       } else {
         s.ckpt[buf][tid] = make_float4(h[0], h[1], h[2], h[3]);
       }
@@ -498,13 +589,24 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
         st2(st_x + mine, x2[0], x2[1]);
       }
       __syncwarp();
-      const uint32_t resets = s.resets[buf];
-      if (resets == 0)
-        forward8<false>(h, An, st_dl, st_x, s.tile, buf, q, resets);
-      else
-        forward8<true>(h, An, st_dl, st_x, s.tile, buf, q, resets);
-      if (j + 1 < subs) stager.store(s, buf ^ 1);
-      __syncthreads();
+      if constexpr (kPhase1ChunkB<T>) {
+        // Only the channel's own lanes share the staged (dt, x): warp barriers suffice.
+        const uint32_t resets = (s.cb.resets[j / 4] >> (8 * (j % 4))) & 0xffu;
+        const uint16_t* rows = &s.cb.v[q][ts];
+        if (resets == 0)
+          forward8_cb<false>(h, An, st_dl, st_x, rows, resets);
+        else
+          forward8_cb<true>(h, An, st_dl, st_x, rows, resets);
+        __syncwarp();
+      } else {
+        const uint32_t resets = s.resets[buf];
+        if (resets == 0)
+          forward8<false>(h, An, st_dl, st_x, s.tile, buf, q, resets);
+        else
+          forward8<true>(h, An, st_dl, st_x, s.tile, buf, q, resets);
+        if (j + 1 < subs) stager.store(s, buf ^ 1);
+        __syncthreads();
+      }
     }
 
     // ---- Phase 2: sub-chunks backwards.
