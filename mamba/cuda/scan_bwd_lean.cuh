@@ -352,10 +352,10 @@ struct MainStager {
 };
 
 // 8 forward steps of a lane's 4 states (phase 1: only the end state is kept). dls holds
-// dt log2(e) per step, so that a = 2^(dl A).
-template <bool kResets, class T>
+// dt log2(e) per step, so that a = 2^(dl A); b_step(i) gives the lane's 4 states of B at step i.
+template <bool kResets, class BStep>
 __device__ __forceinline__ void forward8(float (&h)[4], const float (&An)[4], const float* dls, const float* xs,
-                                         const BcTile<T>& tile, int buf, int q, uint32_t resets) {
+                                         BStep b_step, uint32_t resets) {
 #pragma unroll
   for (int i4 = 0; i4 < kStep / 4; ++i4) {
     const float4 d4 = ld4(dls + 4 * i4), x4 = ld4(xs + 4 * i4);
@@ -363,7 +363,7 @@ __device__ __forceinline__ void forward8(float (&h)[4], const float (&An)[4], co
     for (int ii = 0; ii < 4; ++ii) {
       const int i = 4 * i4 + ii;
       const float dl = get4(d4, ii), x = get4(x4, ii);
-      const float4 bq = tile.b(buf, i, q);
+      const float4 bq = b_step(i);
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         float a = ex2_approx(dl * An[r]);
@@ -374,33 +374,22 @@ __device__ __forceinline__ void forward8(float (&h)[4], const float (&An)[4], co
   }
 }
 
-// forward8 with B from the chunk tile: rows points at row q of ChunkB at the sub-chunk's
-// first step; the lane's states 4q + r are rows r * 4 + q.
-template <bool kResets>
-__device__ __forceinline__ void forward8_cb(float (&h)[4], const float (&An)[4], const float* dls, const float* xs,
-                                            const uint16_t* rows, uint32_t resets) {
+// The lane's 4 states of B at the 8 steps of a sub-chunk from the chunk tile: rows points at
+// row q of ChunkB at the sub-chunk's first step; the lane's states 4q + r are rows r * 4 + q.
+struct ChunkBSteps {
   uint32_t w[4][4];
+  __device__ __forceinline__ explicit ChunkBSteps(const uint16_t* rows) {
 #pragma unroll
-  for (int r = 0; r < 4; ++r) {
-    const uint4 v = *reinterpret_cast<const uint4*>(rows + r * 4 * ChunkB::kPitch);
-    w[r][0] = v.x; w[r][1] = v.y; w[r][2] = v.z; w[r][3] = v.w;
-  }
-#pragma unroll
-  for (int i4 = 0; i4 < kStep / 4; ++i4) {
-    const float4 d4 = ld4(dls + 4 * i4), x4 = ld4(xs + 4 * i4);
-#pragma unroll
-    for (int ii = 0; ii < 4; ++ii) {
-      const int i = 4 * i4 + ii;
-      const float dl = get4(d4, ii), x = get4(x4, ii);
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        float a = ex2_approx(dl * An[r]);
-        if (kResets) a = (resets >> i) & 1u ? 0.f : a;
-        h[r] = fmaf(a, h[r], x * bf16_of(w[r][i / 2], i));
-      }
+    for (int r = 0; r < 4; ++r) {
+      const uint4 v = *reinterpret_cast<const uint4*>(rows + r * 4 * ChunkB::kPitch);
+      w[r][0] = v.x; w[r][1] = v.y; w[r][2] = v.z; w[r][3] = v.w;
     }
   }
-}
+  __device__ __forceinline__ float4 operator()(int i) const {
+    return make_float4(bf16_of(w[0][i / 2], i), bf16_of(w[1][i / 2], i), bf16_of(w[2][i / 2], i),
+                       bf16_of(w[3][i / 2], i));
+  }
+};
 
 // The chunk's B rows and reset bits into s.cb (bf16), the first tl steps of the chunk at
 // t0 (zeros after them and for states past p.state). Issues and commits one copy group.
@@ -592,18 +581,19 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
       if constexpr (kPhase1ChunkB<T>) {
         // Only the channel's own lanes share the staged (dt, x): warp barriers suffice.
         const uint32_t resets = (s.cb.resets[j / 4] >> (8 * (j % 4))) & 0xffu;
-        const uint16_t* rows = &s.cb.v[q][ts];
+        const ChunkBSteps b_step(&s.cb.v[q][ts]);
         if (resets == 0)
-          forward8_cb<false>(h, An, st_dl, st_x, rows, resets);
+          forward8<false>(h, An, st_dl, st_x, b_step, resets);
         else
-          forward8_cb<true>(h, An, st_dl, st_x, rows, resets);
+          forward8<true>(h, An, st_dl, st_x, b_step, resets);
         __syncwarp();
       } else {
         const uint32_t resets = s.resets[buf];
+        const auto b_step = [&](int i) { return s.tile.b(buf, i, q); };
         if (resets == 0)
-          forward8<false>(h, An, st_dl, st_x, s.tile, buf, q, resets);
+          forward8<false>(h, An, st_dl, st_x, b_step, resets);
         else
-          forward8<true>(h, An, st_dl, st_x, s.tile, buf, q, resets);
+          forward8<true>(h, An, st_dl, st_x, b_step, resets);
         if (j + 1 < subs) stager.store(s, buf ^ 1);
         __syncthreads();
       }
