@@ -166,7 +166,7 @@ struct BcTile<bf16_t> {
 struct ChunkB {
   static constexpr int kPitch = kChunk + 8;  // elements
   __device__ __forceinline__ static constexpr int row(int n) { return (n % 4) * 4 + n / 4; }
-  alignas(16) uint16_t v[kMaxState][kPitch];
+  alignas(16) bf16_t v[kMaxState][kPitch];
   uint32_t resets[kChunk / 32];  // bit i of word w: step 32 w + i starts a document
 };
 struct NoChunkB {};
@@ -378,7 +378,7 @@ __device__ __forceinline__ void forward8(float (&h)[4], const float (&An)[4], co
 // row q of ChunkB at the sub-chunk's first step; the lane's states 4q + r are rows r * 4 + q.
 struct ChunkBSteps {
   uint32_t w[4][4];
-  __device__ __forceinline__ explicit ChunkBSteps(const uint16_t* rows) {
+  __device__ __forceinline__ explicit ChunkBSteps(const bf16_t* rows) {
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
       const uint4 v = *reinterpret_cast<const uint4*>(rows + r * 4 * ChunkB::kPitch);
@@ -396,32 +396,19 @@ struct ChunkBSteps {
 template <class T>
 __device__ __forceinline__ void load_chunk_b(const Params& p, MainSmem<T>& s, int64_t b, int64_t t0, int tl) {
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  constexpr int kPieces = kChunk / 8;  // 16-byte pieces per row
+  constexpr int kPieces = kChunk / 8;                                // 16-byte pieces per row
+  constexpr int kWordsPerWarp = kChunk / 32 / (kMainThreads / 32);  // reset words
 #pragma unroll 2
   for (int e = tid; e < kMaxState * kPieces; e += kMainThreads) {
     const int n = e / kPieces, t = (e % kPieces) * 8;
-    uint16_t* dst = &s.cb.v[ChunkB::row(n)][t];
-    const uint16_t* row = n < p.state ? reinterpret_cast<const uint16_t*>(static_cast<const T*>(p.Bm) + b * p.B_bs +
-                                                                           n * p.B_ns + t0)
-                                      : nullptr;
-    if (row != nullptr && p.aligned) {
-      const int m = tl - t;
-      const int bytes = m <= 0 ? 0 : 2 * (m < 8 ? m : 8);
-      cp_async16(dst, bytes > 0 ? static_cast<const void*>(row + t) : static_cast<const void*>(row), bytes);
-    } else {
-      uint32_t v[4] = {0u, 0u, 0u, 0u};
-      if (row != nullptr) {
-#pragma unroll
-        for (int i = 0; i < 8; ++i)
-          if (t + i < tl) v[i / 2] |= static_cast<uint32_t>(row[t + i]) << (16 * (i % 2));
-      }
-      *reinterpret_cast<uint4*>(dst) = make_uint4(v[0], v[1], v[2], v[3]);
-    }
+    // States past p.state copy nothing (lim 0) from a row that exists.
+    const T* row = static_cast<const T*>(p.Bm) + b * p.B_bs + (n < p.state ? n : 0) * p.B_ns + t0;
+    copy16_bounded(&s.cb.v[ChunkB::row(n)][t], row, t, n < p.state ? tl : 0, p.aligned);
   }
   cp_async_commit();
 #pragma unroll
-  for (int k = 0; k < kChunk / 32 / (kMainThreads / 32); ++k) {
-    const int w = warp * (kChunk / 32 / (kMainThreads / 32)) + k, t = 32 * w + lane;
+  for (int k = 0; k < kWordsPerWarp; ++k) {
+    const int w = warp * kWordsPerWarp + k, t = 32 * w + lane;
     const bool reset = p.starts && t < tl && p.starts[b * p.starts_bs + t0 + t];
     const uint32_t mask = __ballot_sync(0xffffffffu, reset);
     if (lane == 0) s.cb.resets[w] = mask;

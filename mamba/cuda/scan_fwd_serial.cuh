@@ -58,6 +58,7 @@ constexpr int tile_steps(int G) { return 8 * G > 32 ? 8 * G : 32; }
 
 using fast::Raw8;
 using lean::RowSlot;
+using lean::copy16_bounded;
 
 template <class T, int G>
 struct SerialSmem {
@@ -465,31 +466,6 @@ __device__ __forceinline__ void load_row8(const float* p, float (&v)[8]) {
   v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
 }
 
-// 16 bytes of row[t ..] into shared memory, 0 from lim on: an asynchronous copy for an
-// aligned row, else element loads and one store.
-template <class T>
-__device__ __forceinline__ void copy16_bounded(T* dst, const T* row, int64_t t, int64_t lim, bool aligned) {
-  constexpr int kPer = 16 / static_cast<int>(sizeof(T));
-  if (aligned) {
-    const int64_t n = lim - t;
-    const int bytes = n <= 0 ? 0 : static_cast<int>((n < kPer ? n : kPer) * static_cast<int64_t>(sizeof(T)));
-    lean::cp_async16(dst, bytes > 0 ? static_cast<const void*>(row + t) : static_cast<const void*>(row), bytes);
-  } else {
-    uint32_t w[4] = {0u, 0u, 0u, 0u};
-    if constexpr (sizeof(T) == 2) {
-      const uint16_t* q = reinterpret_cast<const uint16_t*>(row);
-#pragma unroll
-      for (int i = 0; i < 8; ++i)
-        if (t + i < lim) w[i / 2] |= static_cast<uint32_t>(q[t + i]) << (16 * (i % 2));
-    } else {
-      const uint32_t* q = reinterpret_cast<const uint32_t*>(row);
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-        if (t + i < lim) w[i] = q[t + i];
-    }
-    *reinterpret_cast<uint4*>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
-  }
-}
 
 // Phase B of the wide kernel over a whole tile for lane g: yl[r] = y of step r G + g. bcl:
 // the tile's B / C rows at this lane's first row (bc_row(0, 0, g)).

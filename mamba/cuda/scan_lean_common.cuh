@@ -131,6 +131,31 @@ __device__ __forceinline__ void cp_async16(void* smem_dst, const void* src, int 
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
 }
+// 16 bytes of row[t ..] into shared memory, 0 from lim on: an asynchronous copy for an
+// aligned row, else element loads and one store.
+template <class T>
+__device__ __forceinline__ void copy16_bounded(T* dst, const T* row, int64_t t, int64_t lim, bool aligned) {
+  constexpr int kPer = 16 / static_cast<int>(sizeof(T));
+  if (aligned) {
+    const int64_t n = lim - t;
+    const int bytes = n <= 0 ? 0 : static_cast<int>((n < kPer ? n : kPer) * static_cast<int64_t>(sizeof(T)));
+    cp_async16(dst, bytes > 0 ? static_cast<const void*>(row + t) : static_cast<const void*>(row), bytes);
+  } else {
+    uint32_t w[4] = {0u, 0u, 0u, 0u};
+    if constexpr (sizeof(T) == 2) {
+      const uint16_t* q = reinterpret_cast<const uint16_t*>(row);
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+        if (t + i < lim) w[i / 2] |= static_cast<uint32_t>(q[t + i]) << (16 * (i % 2));
+    } else {
+      const uint32_t* q = reinterpret_cast<const uint32_t*>(row);
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        if (t + i < lim) w[i] = q[t + i];
+    }
+    *reinterpret_cast<uint4*>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 // Wait until at most N of this thread's committed copy groups are still in flight.
 template <int N>
