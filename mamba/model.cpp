@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "mamba/cuda/scan_segments.h"
 #include "mamba/device_memory.h"
 #include "mamba/ops.h"
 #include "mamba/optim.h"
@@ -287,14 +288,14 @@ TrainMemoryEstimate MambaModel::train_memory_estimate(int64_t batch, int64_t len
   const int64_t rows_len = batch * dims(batch, length).pitch();
   const int64_t slot = rows_len * D * a, x_dbl = rows_len * X * a;
   // The CUDA scan's layout: states of 16 lanes before every 512-step chunk; its backward
-  // keeps three such tensors more and per-chunk partials, and sums dB, dC over groups of
-  // 32 channels in [2, B, D/32, 16, L] f32 (the largest scratch of the step), plus its main
-  // kernel's checkpoint slots (128 KB for each resident block: ~51 MB on an H200, 64 MB
-  // counted).
+  // keeps three such tensors more and per-chunk partials, sums dB, dC over groups of 32
+  // channels in [2, B, D/32, 16, L] f32 (the largest scratch of the step), and holds the
+  // sub-chunk flows of one window of chunks (at most the CUDA context's default budget).
   const int64_t chunks = (length + 511) / 512;
   const int64_t scan_states = batch * chunks * D * 16 * f;
+  const int64_t flow_window = cuda::scan::flow_window_chunks(batch, D, chunks, cuda::scan::kDefaultFlowBudget);
   const int64_t scan_bwd = 2 * batch * ((D + 31) / 32) * 16 * length * f + 4 * scan_states +
-                           2 * batch * chunks * D * f + (int64_t(64) << 20);
+                           2 * batch * chunks * D * f + cuda::scan::flow_bytes(batch, D, flow_window);
   TrainMemoryEstimate e;
   e.per_recomputed_layer = M * d * f + D * N * f;
   e.per_saved_layer = e.per_recomputed_layer + 3 * slot + x_dbl + scan_states;

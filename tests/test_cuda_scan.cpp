@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "mamba/cpu/selective_scan_ref.h"
+#include "mamba/cuda/context_cuda.h"
+#include "mamba/cuda/scan_segments.h"
 #include "mamba/cuda/scan_variants.h"
 
 namespace gm::test {
@@ -402,6 +404,71 @@ TEST_F(CudaScan, DeterministicAndSavedEqualsRecomputed) {
       EXPECT_TRUE(bitwise_equal(runs[0][i], runs[1][i])) << "output " << i << " differs between two runs";
       EXPECT_TRUE(bitwise_equal(runs[0][i], runs[2][i])) << "output " << i << " differs without saved states";
       EXPECT_LT(rel_error(runs[0][i], runs[0][i]), 1.0) << "output " << i << " holds NaN or Inf";
+    }
+  }
+}
+
+// The lean backward runs in windows of chunks when its sub-chunk flows would pass the
+// context's budget (scan_segments.h, flow_window_chunks): windows of 1, 2 and 3 of the 6
+// chunks give bitwise the gradients of one window, with document starts on and beside the
+// sub-chunk and chunk boundaries, f32 and bf16; and the cut run matches the CPU.
+TEST_F(CudaScan, BackwardWindowsEqualOneWindow) {
+  SCOPED_TRACE(seed_note());
+  gm::cuda::CudaContext& cuda = gm::cuda::as_cuda(*gpu_);
+  struct RestoreBudget {
+    gm::cuda::CudaContext& c;
+    ~RestoreBudget() { c.set_scan_flow_budget(gm::cuda::CudaContext::kDefaultScanFlowBudget); }
+  } restore{cuda};
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    ScanCase sc{2, 40, 2900, 16};
+    sc.boundary_resets = true;
+    sc.dtype = dtype;
+    SCOPED_TRACE(sc.name());
+    const bool bf = dtype == DType::BF16;
+    Inputs in = make_inputs(sc);
+    ScanInputs hin = in.host_in(), din = in.dev_in();
+    Pair out = out_act(sc, sc.D);
+    Tensor saved = dev({gm::cuda::selective_scan_saved_numel(*gpu_, sc.B, sc.D, sc.L, sc.N)}, DType::F32);
+    gm::cuda::selective_scan_fwd_variant(*gpu_, ScanVariant::kDefault, din, out.d, nullptr, &saved);
+    Pair dout = act(sc, sc.D, 0, 0, true);
+    const int64_t chunks = (sc.L + 511) / 512;
+    ASSERT_EQ(chunks, 6);
+    auto run = [&](int64_t window) {
+      cuda.set_scan_flow_budget(gm::cuda::scan::flow_bytes(sc.B, sc.D, window));
+      EXPECT_EQ(gm::cuda::scan::flow_window_chunks(sc.B, sc.D, chunks, cuda.scan_flow_budget()),
+                window == 4 ? 3 : window);
+      std::vector<Tensor> g = {dev({sc.B, sc.D, sc.L}, dtype), dev({sc.B, sc.D, sc.L}, dtype),
+                               dev({sc.D, sc.N}, DType::F32),   dev({sc.B, sc.N, sc.L}, dtype),
+                               dev({sc.B, sc.N, sc.L}, dtype),   dev({sc.D}, DType::F32),
+                               dev({sc.B, sc.D, sc.L}, dtype),   dev({sc.D}, DType::F32),
+                               dev({sc.B, sc.D, sc.N}, DType::F32)};
+      for (Tensor& t : g) poison(t);
+      ScanGrads grads{&g[0], &g[1], &g[2], &g[3], &g[4], &g[5], &g[6], &g[7], &g[8]};
+      gm::cuda::selective_scan_bwd_variant(*gpu_, ScanVariant::kDefault, din, &saved, dout.d, grads);
+      std::vector<Tensor> host_copies;
+      for (Tensor& t : g) host_copies.push_back(download(t));
+      return host_copies;
+    };
+    const std::vector<Tensor> whole = run(chunks);
+    for (int64_t window : {1, 2, 4}) {
+      const std::vector<Tensor> cut = run(window);
+      for (size_t i = 0; i < whole.size(); ++i) {
+        EXPECT_TRUE(bitwise_equal(whole[i], cut[i])) << "gradient " << i << ", windows of " << window;
+        EXPECT_LT(rel_error(cut[i], cut[i]), 1.0) << "gradient " << i << " holds NaN or Inf";
+      }
+    }
+    // The cut run against the CPU: du, ddelta, dA, dB, dC, dD, dz, dbias, dh0.
+    Tensor ref_out = host({sc.B, sc.D, sc.L});
+    ref_fwd(hin, ref_out, nullptr, cpu_->threads());
+    std::vector<Tensor> r = {host({sc.B, sc.D, sc.L}), host({sc.B, sc.D, sc.L}), host({sc.D, sc.N}),
+                             host({sc.B, sc.N, sc.L}), host({sc.B, sc.N, sc.L}), host({sc.D}),
+                             host({sc.B, sc.D, sc.L}), host({sc.D}),          host({sc.B, sc.D, sc.N})};
+    ScanGrads rg{&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7], &r[8]};
+    ref_bwd(hin, dout.h, rg, cpu_->threads());
+    const std::vector<Tensor> cut = run(1);
+    for (size_t i = 0; i < r.size(); ++i) {
+      const bool f32_out = i == 2 || i == 5 || i == 7 || i == 8;
+      EXPECT_LE(rel_error(cut[i], r[i]), f32_out ? (bf ? 1e-3 : 1e-4) : (bf ? 1e-2 : 1e-4)) << "gradient " << i;
     }
   }
 }

@@ -62,4 +62,28 @@ TEST(ScanSegments, CoverTheSequenceInNearlyEqualWaveFillingPieces) {
   }
 }
 
+// The backward's windows of chunks: within the flow budget (at least one chunk), the
+// windows of one call differing by at most one chunk, one window when everything fits.
+TEST(ScanSegments, FlowWindowsStayWithinTheBudget) {
+  using gm::cuda::scan::flow_bytes;
+  using gm::cuda::scan::flow_window_chunks;
+  // 8 x 512 x 131,072 (256 chunks): 17.8 MB of flows a chunk; 1 GiB holds 60, so 5 windows
+  // of 52 (the last 48).
+  EXPECT_EQ(flow_bytes(8, 512, 1), 8 * 512 * 64 * 68);
+  EXPECT_EQ(flow_window_chunks(8, 512, 256, int64_t{1} << 30), 52);
+  EXPECT_EQ(flow_window_chunks(1, 40, 6, int64_t{1} << 30), 6);
+  EXPECT_EQ(flow_window_chunks(1, 40, 6, 0), 1);
+  for (int64_t chunks : {1, 2, 6, 7, 256, 2048}) {
+    for (int64_t budget : {int64_t{0}, int64_t{1} << 20, int64_t{100} << 20, int64_t{1} << 30}) {
+      const int64_t w = flow_window_chunks(2, 512, chunks, budget);
+      ASSERT_GE(w, 1);
+      ASSERT_LE(w, chunks);
+      if (w > 1) EXPECT_LE(flow_bytes(2, 512, w), budget);
+      const int64_t windows = (chunks + w - 1) / w;
+      EXPECT_GE(chunks - (windows - 1) * w, w - windows) << "the last window is at most one chunk per window short";
+      if (flow_bytes(2, 512, chunks) <= budget) EXPECT_EQ(w, chunks);
+    }
+  }
+}
+
 }  // namespace

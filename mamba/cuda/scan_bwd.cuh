@@ -117,16 +117,23 @@ __global__ void __launch_bounds__(kFwdThreads) scan_bwd_summary_kernel(Params p,
 }
 
 // ---- 2. carries along the chunks, last to first --------------------------------------
+// The carries of chunks k0 .. k1 - 1; those of chunks k1 .. K - 1 are already in `carry`
+// (the lean backward runs windows of chunks from the last; the others pass 0, K). The chain
+// is the same, bitwise, however it is cut.
 __global__ void scan_bwd_combine_kernel(Params p, const float* __restrict__ Q, const float* __restrict__ P,
-                                        float* __restrict__ carry) {
+                                        float* __restrict__ carry, int64_t k0, int64_t k1) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= p.batch * p.channels * kMaxState) return;
   const int64_t n = i % kMaxState, c = (i / kMaxState) % p.channels, b = i / (kMaxState * p.channels);
   float q = 0.f;
-  for (int64_t k = p.chunks - 1; k >= 0; --k) {
+  if (k1 < p.chunks) {
+    const int64_t j = chunk_index(p, b, k1, c, n);
+    q = fmaf(P[j], carry[j], Q[j]);
+  }
+  for (int64_t k = k1 - 1; k >= k0; --k) {
     const int64_t j = chunk_index(p, b, k, c, n);
     carry[j] = q;
-    if (k >= 1) q = fmaf(P[j], q, Q[j]);
+    if (k > k0) q = fmaf(P[j], q, Q[j]);
   }
 }
 

@@ -6,6 +6,20 @@
 // summed over a block's 32 channels into part_bc, dA / dDskip / ddelta_bias per
 // (batch, chunk)); every sum in a fixed order, no atomics.
 //
+// The walk: a chunk's 8-step sub-chunks go forwards. Each recomputes its 8 decays and
+// states from the state before it (the chunk's saved start for the first, the last state
+// of the one before otherwise) and runs the reverse recurrence over them from the gradient
+// into its last state, which the reverse chunk summary left for it (FlowArgs: the flow from
+// the rest of the chunk, plus the chunk's carry decayed over the steps after the sub-chunk,
+// one exponential per state and sub-chunk). So the kernel computes every exponential once.
+// Before (to commit d5ea4fa) a first phase walked the chunk forwards to checkpoint every
+// sub-chunk's start state in a global scratch slot, and the sub-chunks then went backwards
+// with the gradient carried in registers: a second exponential pass over every element, 3.3
+// to 4.0 ms of row 2's forward + backward by probe builds (bench/RESULTS.md, "Measured
+// bounds, second round"). Without it (H200, same call, new / old): row 2 25.25 / 27.25 ms,
+// row 1 27.90 / 29.48, row 3 23.88 / 25.78, row 4 18.22 / 19.43; the flows cost the summary
+// pass 8.5 bytes of stores per channel and step, within a budget (windows of chunks).
+//
 // Why it is laid out this way (row 2, 8 x 512 x 131,072, H200, bench/RESULTS.md "backward
 // main kernel, 12 warps per SM"): the previous version (16-step sub-chunks, a[16][4] and
 // hb[16][4] in 255 registers, the 32 sub-chunk checkpoints in 64 KB of shared memory) ran
@@ -13,17 +27,13 @@
 // warps per SM, 9.9e9 instructions, 20.3 ms, held by the shared-memory pipe (L1/TEX
 // throughput 82%, 3.9e9 shared wavefronts; a shared load costs one wavefront per 4 bytes
 // per thread, a 16-byte load 4, even when 8 lanes share its address, as the per-step B / C
-// loads do). Now, with B / C as bf16 in shared memory, conflict-free staging and a lane's
+// loads do). Then, with B / C as bf16 in shared memory, conflict-free staging and a lane's
 // output values kept in registers: 3.0e9 wavefronts, 10.9e9 instructions, IPC 2.24,
 // L1/TEX 71%: 18.7 ms, no longer held by one pipe but by latency at 3 warps per scheduler
 // (stalls per issue: wait 1.1, short scoreboard 1.1, not selected 0.7).
-// - Occupancy. Sub-chunks of 8 steps halve the decays and states held per lane, and the
-//   state before each sub-chunk goes to a global scratch slot of the block (128 KB,
-//   written once in phase 1, read once in phase 2 by cp.async.cg, mostly from L2: the
-//   kernel's DRAM traffic grows from 12.7 to 21 GB at row 2) instead of shared memory:
-//   ~50 KB of shared memory and 168 registers per 128-thread block. The grid is
-//   persistent (one block per resident slot, walking (batch, group, chunk) items), so the
-//   scratch is sm_count x 3 slots (~51 MB), not one per chunk.
+// - Occupancy. Sub-chunks of 8 steps halve the decays and states held per lane: ~48 KB of
+//   shared memory and 168 registers per 128-thread block. The grid is persistent (one
+//   block per resident slot, walking (batch, group, chunk) items).
 // - Per-sub-chunk overhead. With 8-step sub-chunks the fixed work per sub-chunk counts
 //   twice per element; the first version of this kernel spent ~800 of ~1,185 instructions
 //   per lane and sub-chunk outside the recurrence (64-bit bounds and address arithmetic
@@ -35,15 +45,12 @@
 //   (one 16-byte store each per step), and the block's 128 threads form the channel sums
 //   as multiply-adds with x and dy (thread = dB or dC, 4 states, one step, 16 channels in
 //   channel order; the two channel halves joined by one shuffle).
-// - One exponential per element per pass, as before: phase 1 walks the chunk forwards
-//   (checkpoints), phase 2 walks the sub-chunks backwards, recomputing the 8 decays and
-//   states of one and running the reverse recurrence over them.
 // - The per-step values of a channel (dt, dt u, dy, ...) are computed once, each lane
 //   doing 2 of the 8 steps (softplus and its derivative from one exponential); those the
 //   other lanes and the dB / dC sums need (dt, dt u, dy) are shared through shared memory,
 //   the rest stay in the lane's registers for its outputs (the butterfly below ends with
 //   the lane holding the sums of the same 2 steps). The lane's 2 steps of u, delta, dout,
-//   z (and its checkpoint) are copied by cp.async into two-slot rings one sub-chunk ahead
+//   z (and its flow) are copied by cp.async into two-slot rings one sub-chunk ahead
 //   (loads into registers were delayed by the compiler to their use: Nsight Compute showed
 //   long-scoreboard stalls in the thread-per-channel kernels).
 // - Sums over a channel's 16 states (dx = sum dh B, ddelta's sum A dh a h, y = sum C h):
@@ -51,7 +58,7 @@
 //   lanes and 8 steps (lane q ends with steps 2q and 2q + 1, the two it staged).
 // B, C (and the reset flags, as a bit mask) of the next sub-chunk are staged into
 // double-buffered shared memory while the current one is worked on (as bf16 when the
-// inputs are: see BcTile); phase 1 reads bf16 B from a tile of the whole chunk (ChunkB).
+// inputs are: see BcTile).
 #pragma once
 
 #include "mamba/cuda/scan_bwd.cuh"
@@ -67,7 +74,7 @@ constexpr int kMainThreads = kMainChannels * kLanes;       // 128
 // 20.31 ms at row 2 (Nsight Compute), fwd+bwd 32.24 against 31.88 ms.
 constexpr int kMainBlocksPerSm = 3;
 constexpr int kStep = 8;                                   // steps per sub-chunk
-constexpr int kSubsPerChunk = kChunk / kStep;              // 64: checkpoints per chunk (scratch slot)
+constexpr int kSubsPerChunk = kChunk / kStep;              // 64: flows per chunk
 // Unpadded: a half-warp's 8-byte staging stores and output loads (4 channels x 4 lanes x
 // 2 steps) cover the 32 banks once. The padded pitch of 12 floats put channels c and c + 3
 // on 4 common banks (2 of 4 half-warp rows conflicting, ~26 extra wavefronts per warp and
@@ -103,7 +110,7 @@ struct Slot2 {
 enum RingRow { kRu = 0, kRd, kRg, kRz, kRingRows };
 
 // B and C of a staged sub-chunk, read by every lane each step: lane q loads the 4 states
-// 4q .. 4q + 3 of B (phase 1, recompute) or of B and C (reverse). The 4 lanes of a channel
+// 4q .. 4q + 3 of B (recompute) or of B and C (reverse). The 4 lanes of a channel
 // share those addresses with the warp's 7 other channels, but a shared-memory load costs one
 // wavefront per 4 bytes per thread whatever the broadcast (a 16-byte load 4 wavefronts):
 // as f32 these loads were 128 of the ~460 wavefronts per warp and sub-chunk.
@@ -153,32 +160,15 @@ struct BcTile<bf16_t> {
   }
 };
 
-// B of a whole chunk for phase 1 (bf16 inputs): [state][step] as stored, copied once per item
-// with 16-byte cp.async, so that phase 1 needs no staging and no block barrier per
-// sub-chunk. Before (H200, probe builds, bench/RESULTS.md "second round"): phase 1 took 4.0 ms
-// of row 2's forward + backward, 1.4 ms of it its per-sub-chunk loads (and a longer lead for
-// them gained nothing) and ~0.9 ms its barriers, softplus and stores. With this tile: row 2
-// 27.93-28.01 -> 27.21-27.28 ms, rows 1, 3, 4 -0.7, -0.75, -0.55 ms; the values are bitwise
-// the same. Lane q reads its 4 states 8 steps at a time (one 16-byte load per state); state n
-// sits at row (n % 4) * 4 + n / 4, so that the 4 lanes of a channel read 4 consecutive rows,
-// which the pitch of 1,040 bytes (65 bank groups) puts into 4 different bank groups. f32
-// inputs keep the per-sub-chunk stager (a 32 KB tile would cost the third block per SM).
-struct ChunkB {
-  static constexpr int kPitch = kChunk + 8;  // elements
-  __device__ __forceinline__ static constexpr int row(int n) { return (n % 4) * 4 + n / 4; }
-  alignas(16) bf16_t v[kMaxState][kPitch];
-  uint32_t resets[kChunk / 32];  // bit i of word w: step 32 w + i starts a document
-};
-struct NoChunkB {};
-template <class T>
-constexpr bool kPhase1ChunkB = sizeof(T) == 2;
-
 template <class T>
 struct MainSmem {
   alignas(16) float red[2][kStep][kRedPlane];             // [dh or h][step][channel * 16 + state]
   float stage[kStaged][kStageRow];                        // [quantity][stage_row(channel) + step]
   BcTile<T> tile;                                         // B, C of the staged sub-chunk (2 buffers)
-  float4 ckpt[2][kMainThreads];                           // state before the sub-chunk, from scratch
+  float4 hstart[2][kMainThreads];                         // state before the sub-chunk: [sub-chunk parity]
+  float4 flow[2][kMainThreads];                           // FlowArgs: the lane's 4 states' flow, [ring slot]
+  float flow_dt[2][kMainThreads];                         // FlowArgs::dt_after of the lane's channel, [ring slot]
+  float4 carry[kMainThreads];                             // gradient into the chunk's end state
   // Row pointers of the item (at its first step), looked up instead of recomputed from
   // 64-bit strides every sub-chunk: B / C rows of the staging threads (null: none), du /
   // ddelta / dz rows of each channel (null: not wanted or no channel), part_bc rows
@@ -188,7 +178,6 @@ struct MainSmem {
   float* part_row[2][kMaxState];
   Slot2<T> ring[kRingRows][2][kMainThreads];              // [row][slot][thread]
   uint32_t resets[2];                                     // reset bits of the staged sub-chunk
-  std::conditional_t<kPhase1ChunkB<T>, ChunkB, NoChunkB> cb;  // phase 1's B (bf16 inputs)
 };
 
 // 2 consecutive elements of a row, 0 past L.
@@ -253,10 +242,16 @@ __device__ __forceinline__ Raw2<T> read_slice2(const Slot2<T>& src) {
   return r;
 }
 
-// 16 bytes of a checkpoint, global (L2) -> shared.
+// 16 bytes of a flow, global -> shared (through L2 only: each is read once).
 __device__ __forceinline__ void cp_async16_cg(void* smem_dst, const void* src) {
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+}
+
+// 4 bytes (a lane's flow dt_after), global -> shared.
+__device__ __forceinline__ void cp_async4(void* smem_dst, const void* src) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src) : "memory");
 }
 
 __device__ __forceinline__ void st2(float* p, float a, float b) { *reinterpret_cast<float2*>(p) = make_float2(a, b); }
@@ -351,70 +346,6 @@ struct MainStager {
   }
 };
 
-// 8 forward steps of a lane's 4 states (phase 1: only the end state is kept). dls holds
-// dt log2(e) per step, so that a = 2^(dl A); b_step(i) gives the lane's 4 states of B at step i.
-template <bool kResets, class BStep>
-__device__ __forceinline__ void forward8(float (&h)[4], const float (&An)[4], const float* dls, const float* xs,
-                                         BStep b_step, uint32_t resets) {
-#pragma unroll
-  for (int i4 = 0; i4 < kStep / 4; ++i4) {
-    const float4 d4 = ld4(dls + 4 * i4), x4 = ld4(xs + 4 * i4);
-#pragma unroll
-    for (int ii = 0; ii < 4; ++ii) {
-      const int i = 4 * i4 + ii;
-      const float dl = get4(d4, ii), x = get4(x4, ii);
-      const float4 bq = b_step(i);
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        float a = ex2_approx(dl * An[r]);
-        if (kResets) a = (resets >> i) & 1u ? 0.f : a;
-        h[r] = fmaf(a, h[r], x * get4(bq, r));
-      }
-    }
-  }
-}
-
-// The lane's 4 states of B at the 8 steps of a sub-chunk from the chunk tile: rows points at
-// row q of ChunkB at the sub-chunk's first step; the lane's states 4q + r are rows r * 4 + q.
-struct ChunkBSteps {
-  uint32_t w[4][4];
-  __device__ __forceinline__ explicit ChunkBSteps(const bf16_t* rows) {
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const uint4 v = *reinterpret_cast<const uint4*>(rows + r * 4 * ChunkB::kPitch);
-      w[r][0] = v.x; w[r][1] = v.y; w[r][2] = v.z; w[r][3] = v.w;
-    }
-  }
-  __device__ __forceinline__ float4 operator()(int i) const {
-    return make_float4(bf16_of(w[0][i / 2], i), bf16_of(w[1][i / 2], i), bf16_of(w[2][i / 2], i),
-                       bf16_of(w[3][i / 2], i));
-  }
-};
-
-// The chunk's B rows and reset bits into s.cb (bf16), the first tl steps of the chunk at
-// t0 (zeros after them and for states past p.state). Issues and commits one copy group.
-template <class T>
-__device__ __forceinline__ void load_chunk_b(const Params& p, MainSmem<T>& s, int64_t b, int64_t t0, int tl) {
-  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  constexpr int kPieces = kChunk / 8;                                // 16-byte pieces per row
-  constexpr int kWordsPerWarp = kChunk / 32 / (kMainThreads / 32);  // reset words
-#pragma unroll 2
-  for (int e = tid; e < kMaxState * kPieces; e += kMainThreads) {
-    const int n = e / kPieces, t = (e % kPieces) * 8;
-    // States past p.state copy nothing (lim 0) from a row that exists.
-    const T* row = static_cast<const T*>(p.Bm) + b * p.B_bs + (n < p.state ? n : 0) * p.B_ns + t0;
-    copy16_bounded(&s.cb.v[ChunkB::row(n)][t], row, t, n < p.state ? tl : 0, p.aligned);
-  }
-  cp_async_commit();
-#pragma unroll
-  for (int k = 0; k < kWordsPerWarp; ++k) {
-    const int w = warp * kWordsPerWarp + k, t = 32 * w + lane;
-    const bool reset = p.starts && t < tl && p.starts[b * p.starts_bs + t0 + t];
-    const uint32_t mask = __ballot_sync(0xffffffffu, reset);
-    if (lane == 0) s.cb.resets[w] = mask;
-  }
-}
-
 // 8 forward steps from hs, keeping every decay a[i] and state hb[i] (= h after step i).
 template <bool kResets, class T>
 __device__ __forceinline__ void recompute8(const float* hs, const float (&An)[4], const float* dls,
@@ -442,13 +373,12 @@ __device__ __forceinline__ void recompute8(const float* hs, const float (&An)[4]
   }
 }
 
-// Scratch for the checkpoints: float4s per block of the (persistent) grid.
-constexpr int64_t kMainScratchPerBlock = static_cast<int64_t>(kSubsPerChunk) * kMainThreads;
 constexpr float kLn2 = 0.69314718055994531f;
+static_assert(kStep == kFlowStep && kSubsPerChunk == kFlowSubs, "one flow per sub-chunk");
 
 template <class T, bool kHasZ>
 __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
-    bwd_main_kernel(Params p, BwdArgs o, float4* __restrict__ scratch) {
+    bwd_main_kernel(Params p, BwdArgs o, FlowArgs f) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   MainSmem<T>& s = *reinterpret_cast<MainSmem<T>*>(smem_raw);
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -457,16 +387,16 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
   const int own = kLanes * q;  // the first of this lane's 4 states
   const int mine = 2 * q;      // the first of this lane's 2 steps of a sub-chunk (loads, staging, outputs)
   const bool want_bc = o.part_bc != nullptr;
-  const int64_t items = p.batch * o.groups * p.chunks;
+  const int64_t items = p.batch * o.groups * f.window;
   const int srow = stage_row(chl);
   float* const st_dl = s.stage[kQdl] + srow;
   float* const st_x = s.stage[kQx] + srow;
   float* const st_dy = s.stage[kQdy] + srow;
 
   for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
-    const int64_t k = item % p.chunks;
-    const int64_t grp = (item / p.chunks) % o.groups;
-    const int64_t b = item / (p.chunks * o.groups);
+    const int64_t k = f.k0 + item % f.window;
+    const int64_t grp = (item / f.window) % o.groups;
+    const int64_t b = item / (f.window * o.groups);
     const int64_t c = grp * kMainChannels + chl;
     const bool active = c < p.channels;
     const int64_t cc = active ? c : 0;
@@ -487,7 +417,12 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
     const T* drow = static_cast<const T*>(p.delta) + b * p.delta_bs + cc * p.delta_cs + t0;
     const T* zrow = kHasZ ? static_cast<const T*>(p.z) + b * p.z_bs + cc * p.z_cs + t0 : nullptr;
     const T* grow = static_cast<const T*>(o.dout) + b * o.g_bs + cc * o.g_cs + t0;
-    float4* const scr = scratch + static_cast<int64_t>(blockIdx.x) * kMainScratchPerBlock + tid;
+    // The lane's flows (4 of its channel's 16) and its channel's dt_after, sub-chunk 0; the
+    // next sub-chunk's are kFlowStride slots on.
+    const int64_t flow0 = f.slot(p, b, k, 0, cc);
+    const float4* const flow_src = f.flows + flow0 * 4 + q;
+    const float* const flow_dt_src = f.dt_after + flow0;
+    const int64_t flow_stride = p.channels;
     if (q < 3) {  // lanes 0..2 of a channel: its du, ddelta, dz rows
       void* const base = q == 0 ? o.du : q == 1 ? o.ddelta : (kHasZ ? o.dz : nullptr);
       const int64_t bs = q == 0 ? o.du_bs : q == 1 ? o.dd_bs : o.dz_bs;
@@ -499,120 +434,53 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
       s.part_row[kind][n] = o.part_bc + (((kind * p.batch + b) * o.groups + grp) * kMaxState + n) * p.length + t0;
     }
 
-    // The lane's 2 steps of sub-chunk ts into ring slot `slot`: u, delta (and dout, z, and
-    // the checkpoint of sub-chunk `ck` when ck >= 0).
-    auto issue = [&](int slot, int ts, bool backward, int ck) {
+    // The lane's 2 steps of sub-chunk j (at step ts) into ring slot `slot`: u, delta, dout,
+    // z and the sub-chunk's flow.
+    auto issue = [&](int slot, int ts, int j) {
       const int t = ts + mine;
       if (p.aligned && t + 2 <= lim) {  // both steps of every row exist: one fixed-size copy each
         copy_slice2(s.ring[kRu][slot][tid], urow + t);
         copy_slice2(s.ring[kRd][slot][tid], drow + t);
-        if (backward) {
-          copy_slice2(s.ring[kRg][slot][tid], grow + t);
-          if constexpr (kHasZ) copy_slice2(s.ring[kRz][slot][tid], zrow + t);
-        }
+        copy_slice2(s.ring[kRg][slot][tid], grow + t);
+        if constexpr (kHasZ) copy_slice2(s.ring[kRz][slot][tid], zrow + t);
       } else {
         issue_slice2(s.ring[kRu][slot][tid], urow, t, lim, p.aligned);
         issue_slice2(s.ring[kRd][slot][tid], drow, t, lim, p.aligned);
-        if (backward) {
-          issue_slice2(s.ring[kRg][slot][tid], grow, t, lim, p.aligned);
-          if constexpr (kHasZ) issue_slice2(s.ring[kRz][slot][tid], zrow, t, lim, p.aligned);
-        }
+        issue_slice2(s.ring[kRg][slot][tid], grow, t, lim, p.aligned);
+        if constexpr (kHasZ) issue_slice2(s.ring[kRz][slot][tid], zrow, t, lim, p.aligned);
       }
-      if (backward && ck >= 0) cp_async16_cg(&s.ckpt[slot][tid], scr + ck * kMainThreads);
+      cp_async16_cg(&s.flow[slot][tid], flow_src + j * flow_stride * 4);
+      cp_async4(&s.flow_dt[slot][tid], flow_dt_src + j * flow_stride);
       cp_async_commit();
     };
 
-    // ---- Phase 1: the state before every sub-chunk, forwards from the saved chunk start.
+    // Sub-chunks forwards: the state before each is carried from the one before (from the
+    // saved chunk start for the first), the gradient after it is its flow plus the chunk's
+    // carry decayed over the steps after it.
     MainStager<T> stager;
     MainStager<T>::set_row(p, s, b, t0);
-    if constexpr (kPhase1ChunkB<T>) {
-      load_chunk_b(p, s, b, t0, tl);
-    } else {
-      stager.load(p, s, b, t0, 0, tl, false);
-      stager.store(s, 0);
-    }
-    issue(0, 0, false, -1);
-    float h[4];
-    {
-      const float4 h4 = active ? ld4(o.starts + chunk_index(p, b, k, c, own)) : make_float4(0.f, 0.f, 0.f, 0.f);
-      h[0] = h4.x; h[1] = h4.y; h[2] = h4.z; h[3] = h4.w;
-    }
-    if constexpr (kPhase1ChunkB<T>) cp_async_wait<1>();  // the chunk's B (sub-chunk 0's rows may still fly)
-    __syncthreads();
-    for (int j = 0; j < subs; ++j) {
-      const int ts = j * kStep;
-      const int buf = j & 1;
-      if (j + 1 < subs) {
-        // The state before the sub-chunk, for phase 2 (the last one stays in shared memory).
-        __stcg(scr + j * kMainThreads, make_float4(h[0], h[1], h[2], h[3]));
-        if constexpr (!kPhase1ChunkB<T>) stager.load(p, s, b, t0, ts + kStep, tl, false);
-      } else {
-        s.ckpt[buf][tid] = make_float4(h[0], h[1], h[2], h[3]);
-      }
-      cp_async_wait<0>();
-      const Raw2<T> ru = read_slice2(s.ring[kRu][buf][tid]), rd = read_slice2(s.ring[kRd][buf][tid]);
-      if (j + 1 < subs) issue(buf ^ 1, ts + kStep, false, -1);
-      {
-        float dl2[2], x2[2];
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          const bool valid = ts + mine + i < lim;
-          const float dt = valid ? dt_of(rd.get(i) + bias, sp) : 0.f;
-          dl2[i] = dt * kLog2e;
-          x2[i] = dt * ru.get(i);
-        }
-        st2(st_dl + mine, dl2[0], dl2[1]);
-        st2(st_x + mine, x2[0], x2[1]);
-      }
-      __syncwarp();
-      if constexpr (kPhase1ChunkB<T>) {
-        // Only the channel's own lanes share the staged (dt, x): warp barriers suffice.
-        const uint32_t resets = (s.cb.resets[j / 4] >> (8 * (j % 4))) & 0xffu;
-        const ChunkBSteps b_step(&s.cb.v[q][ts]);
-        if (resets == 0)
-          forward8<false>(h, An, st_dl, st_x, b_step, resets);
-        else
-          forward8<true>(h, An, st_dl, st_x, b_step, resets);
-        __syncwarp();
-      } else {
-        const uint32_t resets = s.resets[buf];
-        const auto b_step = [&](int i) { return s.tile.b(buf, i, q); };
-        if (resets == 0)
-          forward8<false>(h, An, st_dl, st_x, b_step, resets);
-        else
-          forward8<true>(h, An, st_dl, st_x, b_step, resets);
-        if (j + 1 < subs) stager.store(s, buf ^ 1);
-        __syncthreads();
-      }
-    }
-
-    // ---- Phase 2: sub-chunks backwards.
-    __threadfence();  // the checkpoints stored above are read back through L2 (cp.async.cg)
-    {
-      const int last = (subs - 1) * kStep;
-      stager.load(p, s, b, t0, last, tl, true);
-      stager.store(s, (subs - 1) & 1);
-      issue((subs - 1) & 1, last, true, -1);  // phase 1's copies have all completed
-    }
-    float g[4];
-    {
-      const float4 g4 = active ? ld4(o.carry + chunk_index(p, b, k, c, own)) : make_float4(0.f, 0.f, 0.f, 0.f);
-      g[0] = g4.x; g[1] = g4.y; g[2] = g4.z; g[3] = g4.w;
-    }
+    stager.load(p, s, b, t0, 0, tl, true);
+    stager.store(s, 0);
+    issue(0, 0, 0);
+    s.hstart[0][tid] = active ? ld4(o.starts + chunk_index(p, b, k, c, own)) : make_float4(0.f, 0.f, 0.f, 0.f);
+    s.carry[tid] = active ? ld4(o.carry + chunk_index(p, b, k, c, own)) : make_float4(0.f, 0.f, 0.f, 0.f);
     float dA[4] = {0.f, 0.f, 0.f, 0.f};  // sum of dh a h_{t-1} dt log2(e): times ln 2 when stored
     float dD_acc = 0.f, ddb_acc = 0.f;
     const float dskip = active && p.Dskip ? p.Dskip[c] : 0.f;
     __syncthreads();
-    for (int j = subs - 1; j >= 0; --j) {
+    for (int j = 0; j < subs; ++j) {
       const int ts = j * kStep;
       const int buf = j & 1;
-      if (j > 0) stager.load(p, s, b, t0, ts - kStep, tl, true);
+      const bool more = j + 1 < subs;
+      if (more) stager.load(p, s, b, t0, ts + kStep, tl, true);
       cp_async_wait<0>();
       const Raw2<T> ru = read_slice2(s.ring[kRu][buf][tid]), rd = read_slice2(s.ring[kRd][buf][tid]);
       const Raw2<T> rg = read_slice2(s.ring[kRg][buf][tid]);
       Raw2<T> rz;
       if constexpr (kHasZ) rz = read_slice2(s.ring[kRz][buf][tid]);
-      if (j > 0) issue(buf ^ 1, ts - kStep, true, j - 1);
+      const float4 fl = s.flow[buf][tid];
+      const float fdt = s.flow_dt[buf][tid];
+      if (more) issue(buf ^ 1, ts + kStep, j + 1);
       float v[kStepQuantities][2];  // this lane's 2 steps; the last ones read again by its outputs
       {
 #pragma unroll
@@ -639,16 +507,31 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
 #pragma unroll
         for (int m = 0; m < kStaged; ++m) st2(s.stage[m] + srow + mine, v[m][0], v[m][1]);
       }
+      // The gradient into the sub-chunk's last state: its flow from the rest of the chunk,
+      // plus the carry times the decays of the steps after it (2^(A dt_after log2(e)); none
+      // when one of them starts a document).
+      float g[4];
+      {
+        const float4 cr = s.carry[tid];
+        const bool through = __float_as_uint(fdt) != kNoCarry;
+        const float dla = through ? fdt * kLog2e : 0.f;
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const float decayed = through ? get4(cr, r) * ex2_approx(dla * An[r]) : 0.f;
+          g[r] = active ? get4(fl, r) + decayed : 0.f;
+        }
+      }
       __syncwarp();
       const uint32_t resets = s.resets[buf];
       float a[kStep][4], hb[kStep][4];
       // The state before the sub-chunk is read from shared memory again at step 0 rather
       // than held in 4 registers through the reverse walk.
-      const float* hs = reinterpret_cast<const float*>(&s.ckpt[buf][tid]);
+      const float* hs = reinterpret_cast<const float*>(&s.hstart[buf][tid]);
       if (resets == 0)
         recompute8<false>(hs, An, st_dl, st_x, s.tile, buf, q, resets, a, hb);
       else
         recompute8<true>(hs, An, st_dl, st_x, s.tile, buf, q, resets, a, hb);
+      if (more) s.hstart[buf ^ 1][tid] = make_float4(hb[kStep - 1][0], hb[kStep - 1][1], hb[kStep - 1][2], hb[kStep - 1][3]);
 
       // Reverse recurrence; per step this lane's partial sums over its 4 states:
       // ps[.][0] = sum A dh a h_{t-1}, [1] = sum dh B, [2] = sum C h.
@@ -686,6 +569,11 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
             st4(s.red[1][i] + chl * kMaxState + own, make_float4(hb[i][0], hb[i][1], hb[i][2], hb[i][3]));
           }
         }
+      }
+      if (j == 0 && k == 0 && o.dh0 && active) {  // g: the gradient into the sequence's initial state
+#pragma unroll
+        for (int r = 0; r < 4; ++r)
+          if (own + r < p.state) o.dh0[(b * p.channels + c) * p.state + own + r] = g[r];
       }
       // Sums over the channel's 4 lanes, transposed: lane q ends with steps 2q and 2q + 1,
       // the two it staged, so that its outputs are one 2-step store per row.
@@ -775,7 +663,7 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
           if (n + 1 < p.state) s.part_row[kind][n + 1][ts + step] = tot[1];
         }
       }
-      if (j > 0) stager.store(s, buf ^ 1);
+      if (more) stager.store(s, buf ^ 1);
       __syncthreads();
     }
 
@@ -788,11 +676,6 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
     if (active && q == 0) {
       o.part_dD[(b * p.chunks + k) * p.channels + c] = dD_acc;
       o.part_ddb[(b * p.chunks + k) * p.channels + c] = ddb_acc;
-    }
-    if (k == 0 && o.dh0 && active) {
-#pragma unroll
-      for (int r = 0; r < 4; ++r)
-        if (own + r < p.state) o.dh0[(b * p.channels + c) * p.state + own + r] = g[r];
     }
   }
 }

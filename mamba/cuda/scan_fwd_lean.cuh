@@ -283,16 +283,17 @@ __device__ __forceinline__ void bwd_summary_slice(float (&g)[kMaxState], const f
   }
 }
 
-// Backward reverse chunk summary (chunks 1..K-1), as scan_bwd_summary_kernel.
+// Backward reverse chunk summary of the chunks f.k0 .. f.k0 + f.window - 1 (Q, P as
+// scan_bwd_summary_kernel), leaving the flows of every 8-step sub-chunk in f on the way.
 template <class T, bool kHasZ, int kPoly>
 __global__ void __launch_bounds__(kFwdThreads, 5) bwd_summary_kernel(Params p, const void* dout, int64_t g_bs,
                                                                   int64_t g_cs, float* __restrict__ Q,
-                                                                  float* __restrict__ P) {
+                                                                  float* __restrict__ P, FlowArgs f) {
   constexpr int kRows = kHasZ ? 3 : 2;  // delta, dout (, z)
   __shared__ __align__(16) FwdTile<T> s;
   __shared__ __align__(16) RowRing<T, kRows> ring;
   const int tid = threadIdx.x;
-  const int64_t k = blockIdx.x + 1, b = blockIdx.z;
+  const int64_t k = f.k0 + blockIdx.x, b = blockIdx.z;
   const int64_t c = static_cast<int64_t>(blockIdx.y) * kFwdThreads + tid;
   const bool active = c < p.channels;
   const int64_t cc = active ? c : 0;
@@ -336,6 +337,13 @@ __global__ void __launch_bounds__(kFwdThreads, 5) bwd_summary_kernel(Params p, c
       Raw8<T> rz;
       if constexpr (kHasZ) rz = read_slice(ring.slot[2][slot][tid]);
       if (ts - 8 >= t0) issue(slot ^ 1, ts - 8);
+      if (active) {  // g and dtsum: what the steps after this sub-chunk give its last state
+        static_assert(kFlowStep == 8, "one flow per slice");
+        const int64_t slot = f.slot(p, b, k, static_cast<int>((ts - t0) / kFlowStep), c);
+#pragma unroll
+        for (int q = 0; q < 4; ++q) f.flows[slot * 4 + q] = make_float4(g[4 * q], g[4 * q + 1], g[4 * q + 2], g[4 * q + 3]);
+        f.dt_after[slot] = reset_seen ? __uint_as_float(kNoCarry) : dtsum;
+      }
       const int sub = static_cast<int>(ts - tt);
       const uint32_t resets = slice_resets(s, buf, sub);
       const int valid = static_cast<int>(tend - ts < 8 ? tend - ts : 8);

@@ -64,6 +64,23 @@ __device__ __forceinline__ float exp2_state(float x, int n) {
   return n >= kMaxState - kPoly ? exp2_fma(x) : ex2_approx(x);
 }
 
+// Where the lean backward's reverse chunk summary leaves, for every kFlowStep-step sub-chunk
+// of the chunks k0 .. k0 + window - 1, what its main kernel needs to walk the sub-chunks
+// forwards: the gradient flowing into the sub-chunk's last state from the rest of its chunk
+// (a zero carry at the chunk's end), 16 states as 4 float4, and the sum of dt over the
+// chunk's steps after the sub-chunk (the bits kNoCarry when one of them starts a document:
+// no carry gets through; dt may be negative without softplus). Layout [batch][chunk - k0][sub-chunk][channel] (scan_segments.h,
+// flow_window_chunks, bounds the window).
+constexpr uint32_t kNoCarry = 0xffffffffu;  // a NaN: compared as bits
+struct FlowArgs {
+  int64_t k0, window;
+  float4* flows;    // 4 per slot
+  float* dt_after;  // 1 per slot
+  __device__ __forceinline__ int64_t slot(const Params& p, int64_t b, int64_t k, int j, int64_t c) const {
+    return ((b * window + (k - k0)) * kFlowSubs + j) * p.channels + c;
+  }
+};
+
 // 16 values (one step's B or C row) staged in shared memory as loaded, as f32.
 __device__ __forceinline__ void row16(const float* p, float (&v)[kMaxState]) {
 #pragma unroll

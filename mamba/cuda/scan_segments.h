@@ -50,6 +50,27 @@ inline Segments segments_for(int64_t length, int64_t channels, int sm_count) {
   return {count, whole / count, whole % count};
 }
 
+// The lean backward's flows (scan_lean_common.cuh, FlowArgs): per batch row, channel and
+// 8-step sub-chunk, 16 f32 gradients and one sum of dt. They are 8.5 bytes per channel and
+// step (4.5 GB at 8 x 512 x 131,072), so the backward runs in windows of chunks, from the
+// last to the first, each window's flows within `budget` bytes: this many chunks a window
+// (at least one), with the chunks spread evenly over the windows.
+constexpr int kFlowStep = 8;
+constexpr int kFlowSubs = kChunk / kFlowStep;
+constexpr int64_t kFlowBytesPerSub = (16 + 1) * 4;
+// What a CUDA context lets them take unless told otherwise (CudaContext::scan_flow_budget):
+// 1 GiB cuts 8 x 512 x 131,072 (256 chunks) into 5 windows, as the 1,048,576-token row (2,048).
+constexpr int64_t kDefaultFlowBudget = int64_t{1} << 30;
+inline int64_t flow_window_chunks(int64_t batch, int64_t channels, int64_t chunks, int64_t budget) {
+  const int64_t per_chunk = std::max<int64_t>(1, batch * channels) * kFlowSubs * kFlowBytesPerSub;
+  const int64_t most = std::clamp<int64_t>(budget / per_chunk, 1, std::max<int64_t>(1, chunks));
+  const int64_t windows = (chunks + most - 1) / most;
+  return windows > 0 ? (chunks + windows - 1) / windows : 1;
+}
+inline int64_t flow_bytes(int64_t batch, int64_t channels, int64_t window) {
+  return batch * channels * window * kFlowSubs * kFlowBytesPerSub;
+}
+
 // First chunk of segment b.
 GM_SEGMENTS_HD inline int64_t segment_first_chunk(const Segments& s, int64_t b) {
   return b * s.chunks + (b < s.extra ? b : s.extra);

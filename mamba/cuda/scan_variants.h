@@ -22,7 +22,8 @@ enum class ScanVariant : int {
   kPipelined = 1,
   // Thread-per-channel chunk kernels fed by asynchronous copies, without per-step
   // branches (scan_fwd_lean.cuh), and a backward main kernel with four lanes per channel
-  // and 16 steps of states in registers (scan_bwd_lean.cuh).
+  // and 8 steps of states in registers, walking each chunk's sub-chunks forwards from the
+  // gradient flows its reverse summary leaves (scan_bwd_lean.cuh).
   kLean = 2,
   // The pipelined forward with kLean's backward (the default before kDefault).
   kLeanBackward = 3,

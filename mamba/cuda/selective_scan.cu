@@ -520,9 +520,51 @@ void fwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, Tensor& 
     launch_output<T, false>(c, p, starts, o, out.stride(0), out.stride(1), hl, fam);
 }
 
+// The lean families: summaries, carries and the main kernel per window of chunks, from the
+// last window to the first (scan_segments.h, flow_window_chunks).
+template <class T, bool kHasZ>
+void bwd_lean_launch(CudaContext& c, const Params& p, const scan::BwdArgs& o, float* Q, float* P, float* carry,
+                     Family fam) {
+  const int64_t window = scan::flow_window_chunks(p.batch, p.channels, p.chunks, c.scan_flow_budget());
+  Tensor flows = Tensor::empty(c.allocator(), {p.batch * window * scan::kFlowSubs * p.channels * kMaxState}, DType::F32);
+  Tensor dt_after = Tensor::empty(c.allocator(), {p.batch * window * scan::kFlowSubs * p.channels}, DType::F32);
+  const auto main = scan::lean::bwd_main_kernel<T, kHasZ>;
+  const size_t smem = sizeof(scan::lean::MainSmem<T>);
+  GM_CUDA_CHECK(cudaFuncSetAttribute(main, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  GM_CUDA_CHECK(cudaFuncSetAttribute(main, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                     static_cast<int>(cudaSharedmemCarveoutMaxShared)));
+  int per_sm = 0;
+  GM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, main, scan::lean::kMainThreads, smem));
+  for (int64_t k1 = p.chunks; k1 > 0;) {
+    const int64_t k0 = std::max<int64_t>(0, k1 - window);
+    const scan::lean::FlowArgs f{k0, k1 - k0, reinterpret_cast<float4*>(flows.data<float>()), dt_after.data<float>()};
+    const dim3 grid = fwd_grid(p, k1 - k0);
+    const unsigned th = scan::kFwdThreads;
+    if (fam == Family::kLeanPoly)
+      scan::lean::bwd_summary_kernel<T, kHasZ, kPoly>
+          <<<grid, th, 0, c.stream()>>>(p, o.dout, o.g_bs, o.g_cs, Q, P, f);
+    else
+      scan::lean::bwd_summary_kernel<T, kHasZ, 0><<<grid, th, 0, c.stream()>>>(p, o.dout, o.g_bs, o.g_cs, Q, P, f);
+    GM_CUDA_CHECK_LAUNCH();
+    scan::scan_bwd_combine_kernel<<<state_blocks(p), 256, 0, c.stream()>>>(p, Q, P, carry, k0, k1);
+    GM_CUDA_CHECK_LAUNCH();
+    // Persistent grid: as many blocks as fit the GPU at once (3 per SM), each walking
+    // (batch, group, chunk) items.
+    const int64_t items = p.batch * o.groups * f.window;
+    const int64_t blocks = std::min<int64_t>(items, static_cast<int64_t>(std::max(per_sm, 1)) * c.sm_count());
+    main<<<static_cast<unsigned>(blocks), scan::lean::kMainThreads, smem, c.stream()>>>(p, o, f);
+    GM_CUDA_CHECK_LAUNCH();
+    k1 = k0;
+  }
+}
+
 template <class T, bool kHasZ>
 void bwd_launch(CudaContext& c, const Params& p, const scan::BwdArgs& o, float* Q, float* P, float* carry,
                 Family fam) {
+  if (is_lean(fam)) {
+    bwd_lean_launch<T, kHasZ>(c, p, o, Q, P, carry, fam);
+    return;
+  }
   if (p.chunks > 1) {
     const dim3 grid = fwd_grid(p, p.chunks - 1);
     const unsigned th = scan::kFwdThreads;
@@ -533,36 +575,14 @@ void bwd_launch(CudaContext& c, const Params& p, const scan::BwdArgs& o, float* 
       case Family::kPipelined:
         scan::fast::bwd_summary_kernel<T, kHasZ><<<grid, th, 0, c.stream()>>>(p, o.dout, o.g_bs, o.g_cs, Q, P);
         break;
-      case Family::kLean:
-        scan::lean::bwd_summary_kernel<T, kHasZ, 0><<<grid, th, 0, c.stream()>>>(p, o.dout, o.g_bs, o.g_cs, Q, P);
-        break;
-      case Family::kLeanPoly:
-        scan::lean::bwd_summary_kernel<T, kHasZ, kPoly>
-            <<<grid, th, 0, c.stream()>>>(p, o.dout, o.g_bs, o.g_cs, Q, P);
-        break;
       default: throw std::logic_error("gm::cuda::selective_scan: not a backward kernel family");
     }
     GM_CUDA_CHECK_LAUNCH();
   }
-  scan::scan_bwd_combine_kernel<<<state_blocks(p), 256, 0, c.stream()>>>(p, Q, P, carry);
+  scan::scan_bwd_combine_kernel<<<state_blocks(p), 256, 0, c.stream()>>>(p, Q, P, carry, 0, p.chunks);
   GM_CUDA_CHECK_LAUNCH();
   const dim3 grid(static_cast<unsigned>(p.chunks), static_cast<unsigned>(o.groups), static_cast<unsigned>(p.batch));
-  if (is_lean(fam)) {
-    // Persistent grid: as many blocks as fit the GPU at once (3 per SM), each walking
-    // (batch, group, chunk) items with its own checkpoint scratch slot (128 KB).
-    const auto kern = scan::lean::bwd_main_kernel<T, kHasZ>;
-    const size_t smem = sizeof(scan::lean::MainSmem<T>);
-    GM_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    GM_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                       static_cast<int>(cudaSharedmemCarveoutMaxShared)));
-    int per_sm = 0;
-    GM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, scan::lean::kMainThreads, smem));
-    const int64_t items = p.batch * o.groups * p.chunks;
-    const int64_t blocks = std::min<int64_t>(items, static_cast<int64_t>(std::max(per_sm, 1)) * c.sm_count());
-    Tensor scratch = Tensor::empty(c.allocator(), {blocks * scan::lean::kMainScratchPerBlock * 4}, DType::F32);
-    kern<<<static_cast<unsigned>(blocks), scan::lean::kMainThreads, smem, c.stream()>>>(
-        p, o, reinterpret_cast<float4*>(scratch.data<float>()));
-  } else if (fam == Family::kPipelined) {
+  if (fam == Family::kPipelined) {
     const size_t smem = sizeof(scan::fast::BwdFastSmem<T>);
     GM_CUDA_CHECK(cudaFuncSetAttribute(scan::fast::bwd_main_kernel<T, kHasZ>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
