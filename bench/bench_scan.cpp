@@ -8,9 +8,10 @@
 // needed). Bandwidth is the forward's fewest bytes (read u, delta, z, B, C once, write y
 // once) over its time; the ceiling is a measured device-to-device copy. "per 2^20 tok" =
 // time scaled to 1,048,576 tokens (batch x L), to compare rows 5, 6 with rows 1, 2.
-// Usage: bench_scan [repeats] [row] [variant]   (row 1..6: one shape only; variant: its
-// name, only that one; repeats 0: one untimed forward + backward per variant, for a
-// profiler; prints a Markdown table)
+// Usage: bench_scan [repeats] [row] [variant] [flow MiB]   (row 1..6: one shape only;
+// variant: its name, only that one; flow MiB: the backward's flow budget instead of the
+// context's default (Context::scan_flow_budget); repeats 0: one untimed forward +
+// backward per variant, for a profiler; prints a Markdown table)
 //        bench_scan [repeats] crossover   (forward only, chunked vs serial kernels, at
 // ~2^20 tokens of 512 channels from 1 x 2^20 to 64 x 2^14, and at the model's d512
 // training shape 4 x 1024 x 32,768 and row 4: where the default's forward switches kernels)
@@ -326,6 +327,7 @@ int main(int argc, char** argv) {
   }
   auto ctx = gm::make_cuda_context(gm::Device::cuda(0), gm::Precision::BF16);
   auto& c = gm::cuda::as_cuda(*ctx);
+  if (argc > 4) ctx->scan_flow_budget = static_cast<int64_t>(std::atoll(argv[4])) << 20;
   cudaStream_t s = c.stream();
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, 0), "properties");

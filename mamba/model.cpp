@@ -171,6 +171,14 @@ double MambaModel::forward_backward(Context& ctx, const TokenInputs& in, float g
   const MixerDims md = dims(B, L);
   const Tensor* seq = in.seq_start.defined() ? &in.seq_start : nullptr;
   const std::vector<bool> recompute = plan_recompute(ctx, B, L, opt);
+  // The scan backward's flows take what the plan leaves (fewer windows of chunks: 2-3% of
+  // the scan's time at the PEERS.md rows, bench/RESULTS.md), for this step only.
+  struct FlowBudget {
+    Context& c;
+    int64_t before;
+    ~FlowBudget() { c.scan_flow_budget = before; }
+  } flow_budget{ctx, ctx.scan_flow_budget};
+  ctx.scan_flow_budget = std::max(ctx.scan_flow_budget, scan_flow_budget_for(ctx, B, L, opt, recompute));
   const bool any_recompute = std::find(recompute.begin(), recompute.end(), true) != recompute.end();
   const int64_t scan_saved_numel = ops::selective_scan_saved_numel(ctx, B, D, L, N);
   const Tensor emb_w = params_.value(embedding_);
@@ -293,7 +301,7 @@ TrainMemoryEstimate MambaModel::train_memory_estimate(int64_t batch, int64_t len
   // sub-chunk flows of one window of chunks (at most the CUDA context's default budget).
   const int64_t chunks = (length + 511) / 512;
   const int64_t scan_states = batch * chunks * D * 16 * f;
-  const int64_t flow_window = cuda::scan::flow_window_chunks(batch, D, chunks, cuda::scan::kDefaultFlowBudget);
+  const int64_t flow_window = cuda::scan::flow_window_chunks(batch, D, chunks, Context::kDefaultScanFlowBudget);
   const int64_t scan_bwd = 2 * batch * ((D + 31) / 32) * 16 * length * f + 4 * scan_states +
                            2 * batch * chunks * D * f + cuda::scan::flow_bytes(batch, D, flow_window);
   TrainMemoryEstimate e;
@@ -308,6 +316,17 @@ TrainMemoryEstimate MambaModel::train_memory_estimate(int64_t batch, int64_t len
   return e;
 }
 
+namespace {
+
+// The bytes a training step may take: opt.memory_budget, else 90% of the device's free
+// memory (the rest: allocator rounding, cuBLAS, fragmentation); 0 = no limit known (CPU).
+int64_t step_budget(Context& ctx, const TrainOptions& opt) {
+  if (opt.memory_budget > 0) return opt.memory_budget;
+  return std::max<int64_t>(0, device_memory_available(ctx) / 10 * 9);
+}
+
+}  // namespace
+
 std::vector<bool> MambaModel::plan_recompute(Context& ctx, int64_t batch, int64_t length,
                                              const TrainOptions& opt) const {
   const size_t n = static_cast<size_t>(cfg_.n_layer);
@@ -316,17 +335,23 @@ std::vector<bool> MambaModel::plan_recompute(Context& ctx, int64_t batch, int64_
     return opt.recompute;
   }
   std::vector<bool> plan(n, false);
-  int64_t budget = opt.memory_budget;
-  if (budget <= 0) {
-    // 10% of the free memory stays free: allocator rounding, cuBLAS, fragmentation.
-    budget = device_memory_available(ctx) / 10 * 9;
-    if (budget <= 0) return plan;  // no limit known (CPU)
-  }
+  const int64_t budget = step_budget(ctx, opt);
+  if (budget <= 0) return plan;
   const TrainMemoryEstimate e = train_memory_estimate(batch, length, ctx.act_dtype());
   size_t k = 0;
   while (k < n && e.total(static_cast<int64_t>(n - k), static_cast<int64_t>(k)) > budget) ++k;
   std::fill(plan.begin(), plan.begin() + static_cast<std::ptrdiff_t>(k), true);
   return plan;
+}
+
+int64_t MambaModel::scan_flow_budget_for(Context& ctx, int64_t batch, int64_t length, const TrainOptions& opt,
+                                         const std::vector<bool>& recompute) const {
+  const int64_t budget = step_budget(ctx, opt);
+  if (budget <= 0) return Context::kDefaultScanFlowBudget;
+  const int64_t recomputed = std::count(recompute.begin(), recompute.end(), true);
+  const int64_t planned = train_memory_estimate(batch, length, ctx.act_dtype())
+                              .total(static_cast<int64_t>(recompute.size()) - recomputed, recomputed);
+  return Context::kDefaultScanFlowBudget + std::max<int64_t>(0, budget - planned) / 2;
 }
 
 ForwardOutput MambaModel::forward(Context& ctx, const ForwardRequest& req) {

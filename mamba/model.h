@@ -121,6 +121,11 @@ class MambaModel {
   // the fewest (the first ones) that make the estimate fit opt.memory_budget (or the
   // device's free memory); every layer when nothing fits.
   std::vector<bool> plan_recompute(Context& ctx, int64_t batch, int64_t length, const TrainOptions& opt) const;
+  // What the CUDA scan backward may hold for its flows (Context::scan_flow_budget) in a
+  // step planned as `recompute`: the default (which the estimate counts) plus half of what
+  // the plan leaves of the budget; the default when no budget is known.
+  int64_t scan_flow_budget_for(Context& ctx, int64_t batch, int64_t length, const TrainOptions& opt,
+                               const std::vector<bool>& recompute) const;
 
  private:
   struct LayerIndex {

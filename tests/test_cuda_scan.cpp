@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "mamba/cpu/selective_scan_ref.h"
-#include "mamba/cuda/context_cuda.h"
 #include "mamba/cuda/scan_segments.h"
 #include "mamba/cuda/scan_variants.h"
 
@@ -414,11 +413,10 @@ TEST_F(CudaScan, DeterministicAndSavedEqualsRecomputed) {
 // sub-chunk and chunk boundaries, f32 and bf16; and the cut run matches the CPU.
 TEST_F(CudaScan, BackwardWindowsEqualOneWindow) {
   SCOPED_TRACE(seed_note());
-  gm::cuda::CudaContext& cuda = gm::cuda::as_cuda(*gpu_);
   struct RestoreBudget {
-    gm::cuda::CudaContext& c;
-    ~RestoreBudget() { c.set_scan_flow_budget(gm::cuda::CudaContext::kDefaultScanFlowBudget); }
-  } restore{cuda};
+    Context& c;
+    ~RestoreBudget() { c.scan_flow_budget = Context::kDefaultScanFlowBudget; }
+  } restore{*gpu_};
   for (DType dtype : {DType::F32, DType::BF16}) {
     ScanCase sc{2, 40, 2900, 16};
     sc.boundary_resets = true;
@@ -434,8 +432,8 @@ TEST_F(CudaScan, BackwardWindowsEqualOneWindow) {
     const int64_t chunks = (sc.L + 511) / 512;
     ASSERT_EQ(chunks, 6);
     auto run = [&](int64_t window) {
-      cuda.set_scan_flow_budget(gm::cuda::scan::flow_bytes(sc.B, sc.D, window));
-      EXPECT_EQ(gm::cuda::scan::flow_window_chunks(sc.B, sc.D, chunks, cuda.scan_flow_budget()),
+      gpu_->scan_flow_budget = gm::cuda::scan::flow_bytes(sc.B, sc.D, window);
+      EXPECT_EQ(gm::cuda::scan::flow_window_chunks(sc.B, sc.D, chunks, gpu_->scan_flow_budget),
                 window == 4 ? 3 : window);
       std::vector<Tensor> g = {dev({sc.B, sc.D, sc.L}, dtype), dev({sc.B, sc.D, sc.L}, dtype),
                                dev({sc.D, sc.N}, DType::F32),   dev({sc.B, sc.N, sc.L}, dtype),

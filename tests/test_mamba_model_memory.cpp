@@ -41,6 +41,24 @@ class ModelMemory : public ::testing::Test {
   float scale = 1;
 };
 
+// The CUDA scan backward's flow budget for a step: the default that the estimate counts,
+// plus half of what the planned step leaves of the budget; the default without a budget.
+TEST_F(ModelMemory, ScanFlowBudgetTakesHalfOfWhatThePlanLeaves) {
+  const int64_t L = W - 1;
+  const TrainMemoryEstimate e = model->train_memory_estimate(B, L, DType::F32);
+  auto flows = [&](int64_t budget, const std::vector<bool>& plan) {
+    TrainOptions opt;
+    opt.memory_budget = budget;
+    return model->scan_flow_budget_for(ctx, B, L, opt, plan);
+  };
+  const std::vector<bool> saved(4, false), half{true, true, false, false};
+  EXPECT_EQ(flows(0, saved), Context::kDefaultScanFlowBudget) << "no budget on the CPU";
+  EXPECT_EQ(flows(e.total(4, 0), saved), Context::kDefaultScanFlowBudget);
+  EXPECT_EQ(flows(e.total(4, 0) + 6000, saved), Context::kDefaultScanFlowBudget + 3000);
+  EXPECT_EQ(flows(e.total(2, 2) + 100, half), Context::kDefaultScanFlowBudget + 50);
+  EXPECT_EQ(flows(1, half), Context::kDefaultScanFlowBudget) << "over budget: nothing more";
+}
+
 TEST_F(ModelMemory, PlanFollowsTheBudget) {
   const int64_t L = W - 1;
   const TrainMemoryEstimate e = model->train_memory_estimate(B, L, DType::F32);

@@ -23,7 +23,6 @@
 #include <vector>
 
 #include "mamba/context.h"
-#include "mamba/cuda/scan_segments.h"
 
 namespace gm::cuda {
 
@@ -79,12 +78,6 @@ class CudaContext final : public Context {
   size_t l2_bytes() const { return l2_bytes_; }
   // cudaMemGetInfo of this device: free and total bytes.
   void mem_info(size_t& free_bytes, size_t& total_bytes) const;
-  // Bytes the selective-scan backward may hold for its sub-chunk flows at once (its windows
-  // of chunks are cut to fit; scan_segments.h, flow_window_chunks). Tests lower it to cut
-  // small inputs into several windows.
-  int64_t scan_flow_budget() const { return scan_flow_budget_; }
-  void set_scan_flow_budget(int64_t bytes) { scan_flow_budget_ = bytes; }
-  static constexpr int64_t kDefaultScanFlowBudget = scan::kDefaultFlowBudget;
 
  private:
   int device_;
@@ -96,7 +89,6 @@ class CudaContext final : public Context {
   size_t workspace_bytes_ = 0;
   int sm_count_ = 0;
   size_t l2_bytes_ = 0;
-  int64_t scan_flow_budget_ = kDefaultScanFlowBudget;
 };
 
 // The CUDA context behind ctx; throws std::invalid_argument when ctx is not a CUDA context.

@@ -525,7 +525,7 @@ void fwd_chunked(CudaContext& c, const Params& p, const ScanInputs& in, Tensor& 
 template <class T, bool kHasZ>
 void bwd_lean_launch(CudaContext& c, const Params& p, const scan::BwdArgs& o, float* Q, float* P, float* carry,
                      Family fam) {
-  const int64_t window = scan::flow_window_chunks(p.batch, p.channels, p.chunks, c.scan_flow_budget());
+  const int64_t window = scan::flow_window_chunks(p.batch, p.channels, p.chunks, c.scan_flow_budget);
   Tensor flows = Tensor::empty(c.allocator(), {p.batch * window * scan::kFlowSubs * p.channels * kMaxState}, DType::F32);
   Tensor dt_after = Tensor::empty(c.allocator(), {p.batch * window * scan::kFlowSubs * p.channels}, DType::F32);
   const auto main = scan::lean::bwd_main_kernel<T, kHasZ>;
