@@ -312,14 +312,13 @@ struct MainStager {
     }
   }
   // Steps ts .. ts+7 of the chunk starting at t0, of which the first tl exist.
-  __device__ __forceinline__ void load(const Params& p, const MainSmem<T>& s, int64_t b, int64_t t0, int ts, int tl,
-                                       bool with_c) {
+  __device__ __forceinline__ void load(const Params& p, const MainSmem<T>& s, int64_t b, int64_t t0, int ts, int tl) {
     const int tid = threadIdx.x;
     if (tid < 4 * kMaxState) {
-      const int m = tid / (2 * kMaxState), half = tid % 2;
+      const int half = tid % 2;
       const int t = ts + half * 4;
       const T* row = s.bc_row[tid];
-      if (row != nullptr && (m == 0 || with_c) && t < tl) {
+      if (row != nullptr && t < tl) {
         if (p.aligned && t + 4 <= tl)
           load_vec4(v, row + t);
         else
@@ -418,7 +417,7 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
     const T* zrow = kHasZ ? static_cast<const T*>(p.z) + b * p.z_bs + cc * p.z_cs + t0 : nullptr;
     const T* grow = static_cast<const T*>(o.dout) + b * o.g_bs + cc * o.g_cs + t0;
     // The lane's flows (4 of its channel's 16) and its channel's dt_after, sub-chunk 0; the
-    // next sub-chunk's are kFlowStride slots on.
+    // next sub-chunk's are flow_stride slots on.
     const int64_t flow0 = f.slot(p, b, k, 0, cc);
     const float4* const flow_src = f.flows + flow0 * 4 + q;
     const float* const flow_dt_src = f.dt_after + flow0;
@@ -459,7 +458,7 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
     // carry decayed over the steps after it.
     MainStager<T> stager;
     MainStager<T>::set_row(p, s, b, t0);
-    stager.load(p, s, b, t0, 0, tl, true);
+    stager.load(p, s, b, t0, 0, tl);
     stager.store(s, 0);
     issue(0, 0, 0);
     s.hstart[0][tid] = active ? ld4(o.starts + chunk_index(p, b, k, c, own)) : make_float4(0.f, 0.f, 0.f, 0.f);
@@ -472,7 +471,7 @@ __global__ void __launch_bounds__(kMainThreads, kMainBlocksPerSm)
       const int ts = j * kStep;
       const int buf = j & 1;
       const bool more = j + 1 < subs;
-      if (more) stager.load(p, s, b, t0, ts + kStep, tl, true);
+      if (more) stager.load(p, s, b, t0, ts + kStep, tl);
       cp_async_wait<0>();
       const Raw2<T> ru = read_slice2(s.ring[kRu][buf][tid]), rd = read_slice2(s.ring[kRd][buf][tid]);
       const Raw2<T> rg = read_slice2(s.ring[kRg][buf][tid]);
