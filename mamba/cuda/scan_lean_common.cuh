@@ -69,8 +69,9 @@ __device__ __forceinline__ float exp2_state(float x, int n) {
 // forwards: the gradient flowing into the sub-chunk's last state from the rest of its chunk
 // (a zero carry at the chunk's end), 16 states as 4 float4, and the sum of dt over the
 // chunk's steps after the sub-chunk (the bits kNoCarry when one of them starts a document:
-// no carry gets through; dt may be negative without softplus). Layout [batch][chunk - k0][sub-chunk][channel] (scan_segments.h,
-// flow_window_chunks, bounds the window).
+// no carry gets through; dt may be negative without softplus). Layout
+// [batch][chunk - k0][sub-chunk][channel]; scan_segments.h, flow_window_chunks, bounds the
+// window.
 constexpr uint32_t kNoCarry = 0xffffffffu;  // a NaN: compared as bits
 struct FlowArgs {
   int64_t k0, window;
