@@ -7,7 +7,8 @@
 // row's own footprint (parameters, optimizer state, cached activation blocks).
 // Rows with a memory budget train under it (TrainOptions::memory_budget: the model
 // recomputes as few layers as fit); the others let the model plan against the device's
-// free memory. The "recomputed" column says how many layers the plan recomputed.
+// free memory. The "recomputed" column says how many layers the plan recomputed, and how
+// many it kept whole (TrainOptions::keep: nothing recomputed in their backward).
 //
 // Usage: bench_model [--device cuda] [--precision bf16|fp32] [--steps N] [--only ROW]
 //        [--profile ROW]   (one training step of ROW when it trains, then one inference forward,
@@ -130,7 +131,7 @@ int main(int argc, char** argv) {
     const bool heavy = tokens > 2e6;
     const int timed = heavy ? std::max(1, steps / 2) : steps, warm = heavy ? 1 : 2;
     double train_tps = 0, peak = 0, used = 0, infer_tps = 0;
-    int recomputed = 0;
+    int recomputed = 0, kept = 0;
     try {
       gm::MambaModel model(*ctx, cfg);
       model.init_weights(*ctx, 0);
@@ -141,9 +142,11 @@ int main(int argc, char** argv) {
       std::unique_ptr<gm::AdamW> adamw;
       if (row.train) {
         adamw = std::make_unique<gm::AdamW>(*ctx, model.params(), gm::AdamWConfig{});
-        const auto plan = model.plan_recompute(*ctx, row.batch, row.length, opt);
-        recomputed = static_cast<int>(std::count(plan.begin(), plan.end(), true));
-        opt.recompute = plan;  // the same plan every step
+        const gm::StepPlan plan = model.plan_step(*ctx, row.batch, row.length, opt);
+        recomputed = static_cast<int>(std::count(plan.recompute.begin(), plan.recompute.end(), true));
+        kept = static_cast<int>(std::count(plan.keep.begin(), plan.keep.end(), true));
+        opt.recompute = plan.recompute;  // the same plan every step
+        opt.keep = plan.keep;
         if (profile >= 0) {
           model.params().zero_grads(*ctx);
           model.forward_backward(*ctx, inputs, scale, opt);  // warm-up
@@ -153,9 +156,9 @@ int main(int argc, char** argv) {
           model.forward_backward(*ctx, inputs, scale, opt);
           adamw->step(*ctx, 1e-3);
           ctx->profile = nullptr;
-          std::printf("profile of one training step, row %d (d%lld x %lld, %lld x %lld, %d recomputed):\n", index,
+          std::printf("profile of one training step, row %d (d%lld x %lld, %lld x %lld, %d recomputed, %d kept):\n", index,
                       (long long)row.d_model, (long long)row.n_layer, (long long)row.batch, (long long)row.length,
-                      recomputed);
+                      recomputed, kept);
           print_profile(prof);
           std::printf("\n");
         }
@@ -210,7 +213,7 @@ int main(int argc, char** argv) {
          peer_mem[32] = "-", ratio_i[32] = "-";
     if (row.budget_gib > 0) std::snprintf(budget, sizeof budget, "%.0f GiB", row.budget_gib);
     if (row.train) {
-      std::snprintf(rec, sizeof rec, "%d of %lld", recomputed, (long long)row.n_layer);
+      std::snprintf(rec, sizeof rec, "%d of %lld (%d kept)", recomputed, (long long)row.n_layer, kept);
       std::snprintf(train_cell, sizeof train_cell, "%.3f M", train_tps / 1e6);
       if (row.peer_train > 0) std::snprintf(ratio_t, sizeof ratio_t, "%.2f", train_tps / 1e6 / row.peer_train);
       std::snprintf(mem_cell, sizeof mem_cell, "%.1f (%.1f)", peak, used);

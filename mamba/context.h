@@ -63,7 +63,7 @@ class Context {
   // Bytes the CUDA selective-scan backward may hold at once for its sub-chunk gradient
   // flows (it cuts the chunks into windows to fit: mamba/cuda/scan_segments.h,
   // flow_window_chunks); the CPU ignores it. The model's training step raises it into the
-  // memory its plan leaves free (MambaModel::forward_backward, scan_flow_budget_for).
+  // memory its plan leaves free (MambaModel::forward_backward, plan_step).
   static constexpr int64_t kDefaultScanFlowBudget = int64_t{1} << 30;
   int64_t scan_flow_budget = kDefaultScanFlowBudget;
 

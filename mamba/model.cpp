@@ -53,6 +53,10 @@ struct MambaModel::SavedLayer {
   // Views: storage of this layer (saved) or the shared recompute buffers (recomputed).
   MixerActivations act;
   bool recompute = false;
+  // Kept layers (TrainOptions::keep): act.xc and act.delta are this layer's own, and its
+  // norm's output and rstd, which are otherwise recomputed in the backward.
+  bool keep = false;
+  Tensor norm_out, rstd;
 };
 
 MambaModel::MambaModel(Context& ctx, const ModelConfig& cfg) : cfg_(cfg.resolved()) {
@@ -154,8 +158,11 @@ void check_token_tensor(Context& ctx, const Tensor& tokens) {
 // - shared by the recomputed layers: xz (2 slots; y is written over x), x_dbl and the
 //   scan's checkpoints. A recomputed layer runs its whole forward again in the backward
 //   (the scan included) and computes xz a third time for the conv's backward.
+// - per kept layer (a saved layer with memory to spare): its own xc and delta (2 slots)
+//   and its norm's output and rstd, so that its backward recomputes none of them.
 // So every layer recomputed: 7 slots + the residuals; every layer saved: 5 slots + 3 per
-// layer + the residuals.
+// layer + the residuals; every layer kept: 3 slots + 5 per layer + the residuals and norm
+// outputs.
 double MambaModel::forward_backward(Context& ctx, const TokenInputs& in, float grad_scale, const TrainOptions& opt) {
   check_token_tensor(ctx, in.tokens);
   check_tokens(in.tokens, in.targets, "targets");
@@ -170,15 +177,16 @@ double MambaModel::forward_backward(Context& ctx, const TokenInputs& in, float g
   const float eps = static_cast<float>(cfg_.rms_eps);
   const MixerDims md = dims(B, L);
   const Tensor* seq = in.seq_start.defined() ? &in.seq_start : nullptr;
-  const std::vector<bool> recompute = plan_recompute(ctx, B, L, opt);
-  // The scan backward's flows take what the plan leaves (fewer windows of chunks: 2-3% of
-  // the scan's time at the PEERS.md rows, bench/RESULTS.md), for this step only.
+  const StepPlan plan = plan_step(ctx, B, L, opt);
+  const std::vector<bool>& recompute = plan.recompute;
+  // The scan backward's flows take what the plan gives them (fewer windows of chunks: 2-3%
+  // of the scan's time at the PEERS.md rows, bench/RESULTS.md), for this step only.
   struct FlowBudget {
     Context& c;
     int64_t before;
     ~FlowBudget() { c.scan_flow_budget = before; }
   } flow_budget{ctx, ctx.scan_flow_budget};
-  ctx.scan_flow_budget = std::max(ctx.scan_flow_budget, scan_flow_budget_for(ctx, B, L, opt, recompute));
+  ctx.scan_flow_budget = std::max(ctx.scan_flow_budget, plan.scan_flow_budget);
   const bool any_recompute = std::find(recompute.begin(), recompute.end(), true) != recompute.end();
   const int64_t scan_saved_numel = ops::selective_scan_saved_numel(ctx, B, D, L, N);
   const Tensor emb_w = params_.value(embedding_);
@@ -210,12 +218,19 @@ double MambaModel::forward_backward(Context& ctx, const TokenInputs& in, float g
   for (int i = 0; i < n_layer; ++i) {
     SavedLayer& s = saved[static_cast<size_t>(i)];
     s.recompute = recompute[static_cast<size_t>(i)];
+    s.keep = plan.keep[static_cast<size_t>(i)];
+    if (s.keep) {
+      s.norm_out = ctx.empty({M, d}, act);
+      s.rstd = ctx.empty({M}, DType::F32);
+    }
+    Tensor& h_in = s.keep ? s.norm_out : h;
+    Tensor& rstd_in = s.keep ? s.rstd : rstd;
     const Tensor norm_w = params_.value(layers_[static_cast<size_t>(i)].norm);
     if (i == 0) {
-      ops::add_rmsnorm_fwd(ctx, nullptr, residual, norm_w, eps, h, rstd);
+      ops::add_rmsnorm_fwd(ctx, nullptr, residual, norm_w, eps, h_in, rstd_in);
     } else {
       Tensor next = ctx.empty({M, d}, DType::F32);
-      ops::add_rmsnorm_fwd_out(ctx, &mix_out, residual, next, norm_w, eps, h, rstd);
+      ops::add_rmsnorm_fwd_out(ctx, &mix_out, residual, next, norm_w, eps, h_in, rstd_in);
       residual = next;
       s.residual = next;
     }
@@ -223,14 +238,14 @@ double MambaModel::forward_backward(Context& ctx, const TokenInputs& in, float g
       s.act = shared;
     } else {
       s.act.xz = channel_major(ctx, md, 2 * D, act);
-      s.act.xc = shared.xc;
-      s.act.delta = shared.delta;
+      s.act.xc = s.keep ? channel_major(ctx, md, D, act) : shared.xc;
+      s.act.delta = s.keep ? channel_major(ctx, md, D, act) : shared.delta;
       s.act.y = channel_major(ctx, md, D, act);
       s.act.x_dbl = channel_major(ctx, md, X, act);
       s.act.scan_saved = ctx.empty({scan_saved_numel}, DType::F32);
     }
     s.act.A = ctx.empty({D, N}, DType::F32);
-    mixer_forward(ctx, md, layer_compute(ctx, i), layer_values(i), h, seq, nullptr, s.act, &mix_out);
+    mixer_forward(ctx, md, layer_compute(ctx, i), layer_values(i), h_in, seq, nullptr, s.act, &mix_out);
   }
   // The final norm's input gets its own buffer: the last layer's input stays saved.
   Tensor residual_f = ctx.empty({M, d}, DType::F32);
@@ -258,14 +273,14 @@ double MambaModel::forward_backward(Context& ctx, const TokenInputs& in, float g
   // through); in bf16 the norm backward hands it out as a bf16 copy, into mix_out's
   // buffer (the forward's mixer outputs are no longer needed).
   Tensor dmix = act == DType::F32 ? dres : mix_out;
-  auto norm_backward = [&](const Tensor& res, const Tensor& norm_w, int param, bool need_dmix) {
+  auto norm_backward = [&](const Tensor& res, const Tensor& norm_w, const Tensor& r, int param, bool need_dmix) {
     Tensor g = params_.grad(param);
     if (need_dmix && act != DType::F32)
-      ops::add_rmsnorm_bwd_act(ctx, dh, res, norm_w, rstd, dres, g, dmix);
+      ops::add_rmsnorm_bwd_act(ctx, dh, res, norm_w, r, dres, g, dmix);
     else
-      ops::add_rmsnorm_bwd(ctx, dh, res, norm_w, rstd, dres, g);
+      ops::add_rmsnorm_bwd(ctx, dh, res, norm_w, r, dres, g);
   };
-  norm_backward(residual_f, norm_f_w, norm_f_, true);
+  norm_backward(residual_f, norm_f_w, rstd, norm_f_, true);
   residual_f = Tensor();
   for (int i = n_layer - 1; i >= 0; --i) {
     SavedLayer& s = saved[static_cast<size_t>(i)];
@@ -273,14 +288,16 @@ double MambaModel::forward_backward(Context& ctx, const TokenInputs& in, float g
     const Tensor norm_w = params_.value(norm_param);
     const MixerParams w = layer_compute(ctx, i), w_f32 = layer_values(i);
     Tensor res = i == 0 ? gather_embedding() : s.residual;
-    // Same ops on the same inputs as the forward: bitwise the same values.
-    ops::add_rmsnorm_fwd(ctx, nullptr, res, norm_w, eps, h, rstd);
+    // Same ops on the same inputs as the forward: bitwise the same values (add_rmsnorm_fwd_out
+    // runs add_rmsnorm_fwd's kernel on the sum it stores).
+    if (!s.keep) ops::add_rmsnorm_fwd(ctx, nullptr, res, norm_w, eps, h, rstd);
+    const Tensor& h_in = s.keep ? s.norm_out : h;
     if (s.recompute)
-      mixer_forward(ctx, md, w, w_f32, h, seq, nullptr, s.act, nullptr);
-    else
+      mixer_forward(ctx, md, w, w_f32, h_in, seq, nullptr, s.act, nullptr);
+    else if (!s.keep)
       mixer_recompute_cheap(ctx, md, w, w_f32, seq, s.act);
-    mixer_backward(ctx, md, w, w_f32, layer_grads(i), h, seq, s.act, dmix, ws, dh);
-    norm_backward(res, norm_w, norm_param, i > 0);
+    mixer_backward(ctx, md, w, w_f32, layer_grads(i), h_in, seq, s.act, dmix, ws, dh);
+    norm_backward(res, norm_w, s.keep ? s.rstd : rstd, norm_param, i > 0);
     s = SavedLayer();  // release this layer's activations
   }
   Tensor g_emb = params_.grad(embedding_);
@@ -307,6 +324,7 @@ TrainMemoryEstimate MambaModel::train_memory_estimate(int64_t batch, int64_t len
   TrainMemoryEstimate e;
   e.per_recomputed_layer = M * d * f + D * N * f;
   e.per_saved_layer = e.per_recomputed_layer + 3 * slot + x_dbl + scan_states;
+  e.per_kept_layer = 2 * slot + M * d * a + M * f;
   e.recompute_shared = 2 * slot + x_dbl + scan_states;
   const int64_t workspace = 5 * slot + x_dbl;                  // xc, dxz, dxc, ddelta; dx_dbl
   const int64_t stream = 2 * M * d * f + 3 * M * d * a;        // dres, final residual; h, dh, mix_out
@@ -327,31 +345,47 @@ int64_t step_budget(Context& ctx, const TrainOptions& opt) {
 
 }  // namespace
 
-std::vector<bool> MambaModel::plan_recompute(Context& ctx, int64_t batch, int64_t length,
-                                             const TrainOptions& opt) const {
+StepPlan MambaModel::plan_step(Context& ctx, int64_t batch, int64_t length, const TrainOptions& opt) const {
   const size_t n = static_cast<size_t>(cfg_.n_layer);
-  if (!opt.recompute.empty()) {
-    if (opt.recompute.size() != n) throw std::invalid_argument("TrainOptions::recompute must have one entry per layer");
-    return opt.recompute;
-  }
-  std::vector<bool> plan(n, false);
+  if (!opt.recompute.empty() && opt.recompute.size() != n)
+    throw std::invalid_argument("TrainOptions::recompute must have one entry per layer");
+  if (!opt.keep.empty() && opt.keep.size() != n)
+    throw std::invalid_argument("TrainOptions::keep must have one entry per layer");
+  StepPlan plan;
+  plan.recompute = opt.recompute.empty() ? std::vector<bool>(n, false) : opt.recompute;
+  plan.keep = opt.keep.empty() ? std::vector<bool>(n, false) : opt.keep;
+  plan.scan_flow_budget = Context::kDefaultScanFlowBudget;
+  for (size_t i = 0; i < n; ++i)
+    if (plan.keep[i] && plan.recompute[i])
+      throw std::invalid_argument("TrainOptions::keep: layer " + std::to_string(i) +
+                                  " is recomputed, so it has nothing to keep");
   const int64_t budget = step_budget(ctx, opt);
   if (budget <= 0) return plan;
   const TrainMemoryEstimate e = train_memory_estimate(batch, length, ctx.act_dtype());
-  size_t k = 0;
-  while (k < n && e.total(static_cast<int64_t>(n - k), static_cast<int64_t>(k)) > budget) ++k;
-  std::fill(plan.begin(), plan.begin() + static_cast<std::ptrdiff_t>(k), true);
+  if (opt.recompute.empty()) {
+    size_t k = 0;
+    while (k < n && e.total(static_cast<int64_t>(n - k), static_cast<int64_t>(k)) > budget) ++k;
+    std::fill(plan.recompute.begin(), plan.recompute.begin() + static_cast<std::ptrdiff_t>(k), true);
+  }
+  const int64_t recomputed = std::count(plan.recompute.begin(), plan.recompute.end(), true);
+  const int64_t saved = static_cast<int64_t>(n) - recomputed;
+  const int64_t left = budget - e.total(saved, recomputed);
+  plan.scan_flow_budget = Context::kDefaultScanFlowBudget + std::max<int64_t>(0, left) / 2;
+  if (opt.keep.empty() && left > 0 && e.per_kept_layer > 0) {
+    // What the flows take beyond the default window that the estimate counts.
+    const int64_t D = cfg_.d_inner(), chunks = (length + 511) / 512;
+    auto flows = [&](int64_t b) {
+      return cuda::scan::flow_bytes(batch, D, cuda::scan::flow_window_chunks(batch, D, chunks, b));
+    };
+    const int64_t rest = left - (flows(plan.scan_flow_budget) - flows(Context::kDefaultScanFlowBudget));
+    int64_t can_keep = std::max<int64_t>(0, rest) / e.per_kept_layer;
+    for (size_t i = n; i-- > 0 && can_keep > 0;)
+      if (!plan.recompute[i]) {
+        plan.keep[i] = true;
+        --can_keep;
+      }
+  }
   return plan;
-}
-
-int64_t MambaModel::scan_flow_budget_for(Context& ctx, int64_t batch, int64_t length, const TrainOptions& opt,
-                                         const std::vector<bool>& recompute) const {
-  const int64_t budget = step_budget(ctx, opt);
-  if (budget <= 0) return Context::kDefaultScanFlowBudget;
-  const int64_t recomputed = std::count(recompute.begin(), recompute.end(), true);
-  const int64_t planned = train_memory_estimate(batch, length, ctx.act_dtype())
-                              .total(static_cast<int64_t>(recompute.size()) - recomputed, recomputed);
-  return Context::kDefaultScanFlowBudget + std::max<int64_t>(0, budget - planned) / 2;
 }
 
 ForwardOutput MambaModel::forward(Context& ctx, const ForwardRequest& req) {

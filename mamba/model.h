@@ -64,8 +64,14 @@ struct TrainOptions {
   // recompute[i] = true: layer i keeps only its input (the residual) during the
   // forward and recomputes its activations (the scan's forward included) in the
   // backward; false: it keeps x, z, y, x_dbl and the scan's checkpoints. Gradients are
-  // bitwise the same either way. Empty = planned from memory_budget (plan_recompute).
+  // bitwise the same either way. Empty = planned from memory_budget (plan_step).
   std::vector<bool> recompute;
+  // keep[i] = true (a saved layer only): layer i also keeps what the backward would
+  // otherwise recompute cheaply (the conv output xc, delta, its norm's output and rstd),
+  // which saves a conv, a rank-R product and a norm per layer in the backward for two
+  // [B, D, L] activations and a [B, L, d] one more. Gradients are bitwise the same either
+  // way. Empty = planned from what the budget leaves (plan_step).
+  std::vector<bool> keep;
   // Bytes the step may take on its device beyond what is allocated when it starts
   // (parameters, gradients, optimizer moments). 0 = what the device has free (the
   // CUDA allocator's cached blocks included); on the CPU 0 means no limit.
@@ -78,12 +84,20 @@ struct TrainOptions {
 struct TrainMemoryEstimate {
   int64_t per_saved_layer = 0;       // x, z, y, x_dbl, the scan's checkpoints, the residual
   int64_t per_recomputed_layer = 0;  // the residual
+  int64_t per_kept_layer = 0;        // what a kept layer adds to a saved one: xc, delta, h, rstd
   int64_t recompute_shared = 0;      // xz, x_dbl, checkpoints shared by the recomputed layers
   int64_t shared = 0;                // workspace, residual stream, LM head, op scratch
-  int64_t total(int64_t saved_layers, int64_t recomputed_layers) const {
+  int64_t total(int64_t saved_layers, int64_t recomputed_layers, int64_t kept_layers = 0) const {
     return shared + saved_layers * per_saved_layer + recomputed_layers * per_recomputed_layer +
-           (recomputed_layers > 0 ? recompute_shared : 0);
+           (recomputed_layers > 0 ? recompute_shared : 0) + kept_layers * per_kept_layer;
   }
+};
+
+// How forward_backward lays out one step (MambaModel::plan_step).
+struct StepPlan {
+  std::vector<bool> recompute;  // TrainOptions::recompute
+  std::vector<bool> keep;       // TrainOptions::keep
+  int64_t scan_flow_budget = 0;  // Context::scan_flow_budget for the step
 };
 
 class MambaModel {
@@ -117,15 +131,18 @@ class MambaModel {
 
   // Memory of a training step (recomputing layers adds the shared recompute buffers).
   TrainMemoryEstimate train_memory_estimate(int64_t batch, int64_t length, DType act) const;
-  // The layers forward_backward recomputes under `opt`: opt.recompute when given, else
-  // the fewest (the first ones) that make the estimate fit opt.memory_budget (or the
-  // device's free memory); every layer when nothing fits.
-  std::vector<bool> plan_recompute(Context& ctx, int64_t batch, int64_t length, const TrainOptions& opt) const;
-  // What the CUDA scan backward may hold for its flows (Context::scan_flow_budget) in a
-  // step planned as `recompute`: the default (which the estimate counts) plus half of what
-  // the plan leaves of the budget; the default when no budget is known.
-  int64_t scan_flow_budget_for(Context& ctx, int64_t batch, int64_t length, const TrainOptions& opt,
-                               const std::vector<bool>& recompute) const;
+  // The plan of a step under `opt`, from one reading of the budget (opt.memory_budget, or
+  // 90% of the device's free memory; none known on the CPU):
+  // - recompute: opt.recompute when given, else the fewest layers (the first ones) that
+  //   make the estimate fit; every layer when nothing fits; none without a budget;
+  // - scan_flow_budget: what the CUDA scan backward may hold for its flows: the default
+  //   (which the estimate counts) plus half of what `recompute` leaves of the budget;
+  // - keep: opt.keep when given, else as many saved layers as the rest holds (the last
+  //   ones first) once the flows have what their budget lets them take; none without a
+  //   budget.
+  // Throws std::invalid_argument for an explicit plan of the wrong size or one that keeps
+  // a recomputed layer.
+  StepPlan plan_step(Context& ctx, int64_t batch, int64_t length, const TrainOptions& opt) const;
 
  private:
   struct LayerIndex {

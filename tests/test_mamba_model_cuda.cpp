@@ -88,17 +88,19 @@ TEST_F(ModelCuda, Bf16WeightCopyFollowsOptimizerSteps) {
 }
 
 // Recomputed layers run their forward again into buffers shared by all layers (y over x,
-// delta over dx): a wrong alias would move the gradients far more than these bounds.
+// delta over dx): a wrong alias would move the gradients far more than these bounds. Kept
+// layers recompute nothing in the backward.
 TEST_F(ModelCuda, RecomputedLayersGiveTheSavedGradients) {
   for (Precision precision : {Precision::FP32, Precision::BF16}) {
     auto ctx = Context::create(Device::cuda(0), 0, precision);
     std::unique_ptr<MambaModel> gpu_model = load_model(*ctx, weights);
     const TokenInputs in = batch.upload(*ctx, 0.5f);
     const float scale = static_cast<float>(1.0 / batch.weight_sum(0.5f));
-    auto grads_with = [&](std::vector<bool> recompute) {
+    auto grads_with = [&](std::vector<bool> recompute, std::vector<bool> keep = {}) {
       gpu_model->params().zero_grads(*ctx);
       TrainOptions opt;
       opt.recompute = std::move(recompute);
+      opt.keep = std::move(keep);
       const double loss = gpu_model->forward_backward(*ctx, in, scale, opt);
       return std::make_pair(loss, gpu_model->params().download_flat(*ctx, gpu_model->params().grads()));
     };
@@ -109,6 +111,12 @@ TEST_F(ModelCuda, RecomputedLayersGiveTheSavedGradients) {
     EXPECT_LE(test::rel_error(mixed.second, saved.second), tol) << precision_name(precision);
     // The same plan twice: bitwise the same.
     EXPECT_EQ(grads_with({true, true}).second, all.second) << precision_name(precision);
+    // Kept layers use the forward's xc, delta and norm output instead of recomputing them
+    // with the same kernels on the same inputs: bitwise the saved gradients.
+    const auto kept = grads_with({false, false}, {true, true}), one = grads_with({true, false}, {false, true});
+    EXPECT_EQ(kept.first, saved.first) << precision_name(precision);
+    EXPECT_EQ(kept.second, saved.second) << precision_name(precision);
+    EXPECT_EQ(one.second, mixed.second) << precision_name(precision);
   }
 }
 
