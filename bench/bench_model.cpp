@@ -13,6 +13,8 @@
 // Usage: bench_model [--device cuda] [--precision bf16|fp32] [--steps N] [--only ROW]
 //        [--profile ROW]   (one training step of ROW when it trains, then one inference forward,
 //                          every op timed, synchronised)
+//        [--keep plan|none] (none: no layer kept whole, whatever memory is left; to measure
+//                          what keeping buys)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -98,6 +100,7 @@ void print_profile(const gm::OpProfile& p) {
 int main(int argc, char** argv) {
   std::string device = "cuda", precision = "bf16";
   int steps = 5, only = -1, profile = -1;
+  bool keep = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--device") device = v;
@@ -105,6 +108,7 @@ int main(int argc, char** argv) {
     else if (k == "--steps") steps = std::stoi(v);
     else if (k == "--only") only = std::stoi(v);
     else if (k == "--profile") profile = std::stoi(v);
+    else if (k == "--keep" && (v == "plan" || v == "none")) keep = v == "plan";
     else {
       std::fprintf(stderr, "bench_model: unknown option %s\n", k.c_str());
       return 1;
@@ -146,7 +150,8 @@ int main(int argc, char** argv) {
         recomputed = static_cast<int>(std::count(plan.recompute.begin(), plan.recompute.end(), true));
         kept = static_cast<int>(std::count(plan.keep.begin(), plan.keep.end(), true));
         opt.recompute = plan.recompute;  // the same plan every step
-        opt.keep = plan.keep;
+        opt.keep = keep ? plan.keep : std::vector<bool>(plan.keep.size(), false);
+        if (!keep) kept = 0;
         if (profile >= 0) {
           model.params().zero_grads(*ctx);
           model.forward_backward(*ctx, inputs, scale, opt);  // warm-up
