@@ -60,14 +60,17 @@ TEST_F(CudaGemm, MatchesCpu) {
   }
 }
 
-// The mixer's x_proj input gradient and its neighbours: bf16 A^T B with K = 16..64, whole
-// 64-row tiles, N a multiple of 8 but not of the kernel's 128 columns, 16-byte aligned
-// rows; the kernel must take them (and must not take the f32 or unaligned ones).
+// The mixer's x_proj input gradient, dt_proj and their neighbours: bf16 A^T B and A B with
+// K = 16..64, whole 64-row tiles, N a multiple of 8 but not of the kernel's 128 columns,
+// 16-byte aligned rows; the kernel must take them (and must not take the f32 or unaligned
+// ones).
 TEST_F(CudaGemm, SmallKKernelMatchesCpu) {
   SCOPED_TRACE(seed_note());
   const GemmCase cases[] = {
-      {true, false, 128, 1000, 48, 3, false, 1.f, 1.f},  {true, false, 64, 136, 16, 2, true, 0.5f, 0.f},
-      {true, false, 192, 264, 64, 1, false, -1.f, 0.25f}, {true, false, 64, 8, 32, 2, false, 1.f, 1.f},
+      {true, false, 128, 1000, 48, 3, false, 1.f, 1.f},   {true, false, 64, 136, 16, 2, true, 0.5f, 0.f},
+      {true, false, 192, 264, 64, 1, false, -1.f, 0.25f},  {true, false, 64, 8, 32, 2, false, 1.f, 1.f},
+      {false, false, 128, 1000, 16, 3, false, 1.f, 0.f},  {false, false, 64, 136, 32, 2, true, 0.5f, 1.f},
+      {false, false, 192, 264, 48, 1, false, -1.f, 0.25f}, {false, false, 64, 8, 64, 2, false, 1.f, 1.f},
   };
   for (const GemmCase& g : cases) {
     EXPECT_TRUE(run(*this, g, DType::BF16, DType::BF16, 1e-2, 8)) << "the small-K kernel did not take it";

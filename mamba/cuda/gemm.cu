@@ -5,7 +5,7 @@
 // Precision: f32 operands use CUBLAS_COMPUTE_32F_PEDANTIC (true fp32, no TF32); bf16
 // operands accumulate in fp32 (CUBLAS_COMPUTE_32F) into an f32 or bf16 C.
 // beta = 0 ignores the old contents of C (NaN included), as BLAS does.
-// One shape runs on a kernel of its own (gemm_small_k.h): bf16 A^T B with K <= 64, which
+// One shape runs on a kernel of its own (gemm_small_k.h): bf16 op(A) B with K <= 64, which
 // cuBLAS ran well below the memory bandwidth.
 #include <climits>
 #include <string>
@@ -53,7 +53,7 @@ void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
     require(v <= INT_MAX, "gemm", "a size, leading dimension or batch exceeds 32 bits");
 
   if (gemm_small_k_applies(trans_a, trans_b, M, N, K, A, lda, stride_a, B, ldb, stride_b, C, ldc, stride_c, batch)) {
-    gemm_small_k(c, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, batch);
+    gemm_small_k(c, trans_a, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, batch);
     return;
   }
   const bool fp32 = A.dtype() == DType::F32;

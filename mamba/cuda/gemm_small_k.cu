@@ -1,5 +1,6 @@
-// Small-K bf16 product on the tensor cores (see gemm_small_k.h): C[b] = alpha A[b]^T B[b] +
-// beta C[b], A stored K x M, B stored K x N, C M x N, all row-major bf16, f32 accumulation.
+// Small-K bf16 product on the tensor cores (see gemm_small_k.h): C[b] = alpha op(A[b]) B[b] +
+// beta C[b], A stored K x M (trans_a) or M x K, B stored K x N, C M x N, all row-major bf16,
+// f32 accumulation.
 //
 // A block computes a 64 x 128 tile of C: A's 64 columns and B's 128 columns for every k and
 // the C tile are copied to shared memory at once (cp.async, 16 bytes a thread along the
@@ -20,6 +21,8 @@
 // 3.7 -> 2.9 ms.
 #include <cuda_bf16.h>
 
+#include <type_traits>
+
 #include "mamba/cuda/check.cuh"
 #include "mamba/cuda/context_cuda.h"
 #include "mamba/cuda/device_util.cuh"
@@ -36,9 +39,11 @@ constexpr int kPitchB = kTileN + 8;  // of B (k-major), same reason
 // 4 words) fall on 32 distinct banks.
 constexpr int kPitchC = kTileN + 8;
 
-template <int K>
+// A's tile: k-major [K][kPitchA] when A is stored K x M (trans_a), else m-major [64][K + 8]
+// (rows of K + 8 elements: 8 consecutive rows start on distinct bank quads for every K here).
+template <int K, bool kTransA>
 struct SmallKSmem {
-  alignas(16) bf16_t a[K][kPitchA];
+  alignas(16) bf16_t a[kTransA ? K : kTileM][kTransA ? kPitchA : K + 8];
   alignas(16) bf16_t b[K][kPitchB];
   alignas(16) bf16_t c[kTileM][kPitchC];
 };
@@ -59,6 +64,12 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
                : "r"(smem_addr(row)));
 }
 
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(row)));
+}
+
 __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
@@ -67,20 +78,20 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-template <int K>
+template <int K, bool kTransA>
 __global__ void __launch_bounds__(kThreads) gemm_small_k_kernel(int64_t M, int64_t N, float alpha,
                                                                 const bf16_t* __restrict__ A, int64_t lda,
                                                                 int64_t stride_a, const bf16_t* __restrict__ B,
                                                                 int64_t ldb, int64_t stride_b, float beta,
                                                                 bf16_t* __restrict__ C, int64_t ldc, int64_t stride_c) {
-  __shared__ SmallKSmem<K> s;
+  __shared__ SmallKSmem<K, kTransA> s;
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   // The row tiles of a column tile are neighbours in the grid, so that its B tile comes
   // from DRAM once and from L2 for the others. With the column tiles first, B's 100 MB per
   // product at row 0's shape was read once per row tile (8 times) from DRAM.
   const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kTileM, n0 = static_cast<int64_t>(blockIdx.y) * kTileN;
   const int64_t b = blockIdx.z;
-  A += b * stride_a + m0;
+  A += b * stride_a + (kTransA ? m0 : m0 * lda);
   B += b * stride_b + n0;
   C += b * stride_c + m0 * ldc + n0;
   const int64_t n_left = N - n0;  // columns of this tile that exist (a multiple of 8)
@@ -92,8 +103,14 @@ __global__ void __launch_bounds__(kThreads) gemm_small_k_kernel(int64_t M, int64
   static_assert(K * (kTileM / 8) % kThreads == 0 && K * (kTileN / 8) % kThreads == 0, "whole pieces per thread");
 #pragma unroll
   for (int j = 0; j < K * (kTileM / 8) / kThreads; ++j) {
-    const int i = tid + j * kThreads, k = i / (kTileM / 8), p = i % (kTileM / 8);
-    cp_async16(&s.a[k][8 * p], A + k * lda + 8 * p, 16);
+    const int i = tid + j * kThreads;
+    if constexpr (kTransA) {
+      const int k = i / (kTileM / 8), p = i % (kTileM / 8);
+      cp_async16(&s.a[k][8 * p], A + k * lda + 8 * p, 16);
+    } else {
+      const int m = i / (K / 8), p = i % (K / 8);
+      cp_async16(&s.a[m][8 * p], A + m * lda + 8 * p, 16);
+    }
   }
 #pragma unroll
   for (int j = 0; j < K * (kTileN / 8) / kThreads; ++j) {
@@ -122,10 +139,13 @@ __global__ void __launch_bounds__(kThreads) gemm_small_k_kernel(int64_t M, int64
   const int mr = lane % 8, mq = lane / 8;  // ldmatrix: row mr of matrix mq
 #pragma unroll
   for (int k0 = 0; k0 < K; k0 += 16) {
-    // A fragment (m16 x k16, A[m][k] = a[k][m]): matrices (k0, m), (k0, m + 8), (k0 + 8, m),
-    // (k0 + 8, m + 8) give a0..a3.
+    // A fragment (m16 x k16): matrices (m, k0), (m + 8, k0), (m, k0 + 8), (m + 8, k0 + 8) give
+    // a0..a3; from the k-major tile (A[m][k] = a[k][m]) transposed.
     uint32_t af[4];
-    ldmatrix_x4_trans(af, &s.a[k0 + 8 * (mq / 2) + mr][16 * warp + 8 * (mq % 2)]);
+    if constexpr (kTransA)
+      ldmatrix_x4_trans(af, &s.a[k0 + 8 * (mq / 2) + mr][16 * warp + 8 * (mq % 2)]);
+    else
+      ldmatrix_x4(af, &s.a[16 * warp + 8 * (mq % 2) + mr][k0 + 8 * (mq / 2)]);
 #pragma unroll
     for (int j = 0; j < kTileN / 8; j += 2) {
       // B fragments of column tiles j and j + 1 (k16 x n8, b0 = k0.., b1 = k0 + 8..):
@@ -172,7 +192,7 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 bool gemm_small_k_applies(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const Tensor& A, int64_t lda,
                           int64_t stride_a, const Tensor& B, int64_t ldb, int64_t stride_b, const Tensor& C,
                           int64_t ldc, int64_t stride_c, int64_t batch) {
-  if (!trans_a || trans_b) return false;
+  if (trans_b) return false;
   if (batch > 65535 || (N + kTileN - 1) / kTileN > 65535) return false;  // grid limits
   if (A.dtype() != DType::BF16 || B.dtype() != DType::BF16 || C.dtype() != DType::BF16) return false;
   if (!(K == 16 || K == 32 || K == 48 || K == 64) || M % kTileM != 0 || N % 8 != 0) return false;
@@ -181,7 +201,7 @@ bool gemm_small_k_applies(bool trans_a, bool trans_b, int64_t M, int64_t N, int6
   return aligned16(A.raw()) && aligned16(B.raw()) && aligned16(C.raw());
 }
 
-void gemm_small_k(CudaContext& c, int64_t M, int64_t N, int64_t K, float alpha, const Tensor& A, int64_t lda,
+void gemm_small_k(CudaContext& c, bool trans_a, int64_t M, int64_t N, int64_t K, float alpha, const Tensor& A, int64_t lda,
                   int64_t stride_a, const Tensor& B, int64_t ldb, int64_t stride_b, float beta, Tensor& C, int64_t ldc,
                   int64_t stride_c, int64_t batch) {
   const dim3 grid(static_cast<unsigned>(M / kTileM), static_cast<unsigned>((N + kTileN - 1) / kTileN),
@@ -189,13 +209,23 @@ void gemm_small_k(CudaContext& c, int64_t M, int64_t N, int64_t K, float alpha, 
   const auto* a = static_cast<const bf16_t*>(A.raw());
   const auto* b = static_cast<const bf16_t*>(B.raw());
   auto* o = static_cast<bf16_t*>(C.raw());
-  switch (K) {
-    case 16: gemm_small_k_kernel<16><<<grid, kThreads, 0, c.stream()>>>(M, N, alpha, a, lda, stride_a, b, ldb, stride_b, beta, o, ldc, stride_c); break;
-    case 32: gemm_small_k_kernel<32><<<grid, kThreads, 0, c.stream()>>>(M, N, alpha, a, lda, stride_a, b, ldb, stride_b, beta, o, ldc, stride_c); break;
-    case 48: gemm_small_k_kernel<48><<<grid, kThreads, 0, c.stream()>>>(M, N, alpha, a, lda, stride_a, b, ldb, stride_b, beta, o, ldc, stride_c); break;
-    case 64: gemm_small_k_kernel<64><<<grid, kThreads, 0, c.stream()>>>(M, N, alpha, a, lda, stride_a, b, ldb, stride_b, beta, o, ldc, stride_c); break;
-    default: throw std::logic_error("gemm_small_k: K must be 16, 32, 48 or 64");
-  }
+  auto launch = [&](auto k, auto trans_a) {
+    gemm_small_k_kernel<decltype(k)::value, decltype(trans_a)::value>
+        <<<grid, kThreads, 0, c.stream()>>>(M, N, alpha, a, lda, stride_a, b, ldb, stride_b, beta, o, ldc, stride_c);
+  };
+  auto with_k = [&](auto trans_a) {
+    switch (K) {
+      case 16: launch(std::integral_constant<int, 16>{}, trans_a); break;
+      case 32: launch(std::integral_constant<int, 32>{}, trans_a); break;
+      case 48: launch(std::integral_constant<int, 48>{}, trans_a); break;
+      case 64: launch(std::integral_constant<int, 64>{}, trans_a); break;
+      default: throw std::logic_error("gemm_small_k: K must be 16, 32, 48 or 64");
+    }
+  };
+  if (trans_a)
+    with_k(std::true_type{});
+  else
+    with_k(std::false_type{});
   GM_CUDA_CHECK_LAUNCH();
 }
 
