@@ -105,7 +105,10 @@ int cmd_pretrain(int argc, char** argv) {
       ("log-every", po::value(&o.log_every)->default_value(o.log_every), "log every N steps")
       ("seed", po::value(&o.seed)->default_value(o.seed), "seed of initialisation and sampling")
       ("device", po::value(&o.device)->default_value(o.device), "cpu | cuda | cuda:N")
-      ("precision", po::value(&o.precision)->default_value(o.precision), "CUDA activations: bf16 | fp32");
+      ("precision", po::value(&o.precision)->default_value(o.precision), "CUDA activations: bf16 | fp32")
+      ("memory-budget", po::value(&o.memory_budget_gib)->default_value(0)->value_name("GiB"),
+       "device memory a step may take beyond the model and optimizer (0: 90% of what is free; "
+       "no limit on the CPU); layers are recomputed to fit, or kept whole with the rest");
   po::options_description all;
   all.add(data).add(model).add(run);
   po::positional_options_description pos;
@@ -138,6 +141,8 @@ int cmd_pretrain(int argc, char** argv) {
     throw UsageError("--seq-len, --batch-size, --grad-accum and --steps must be >= 1");
   if (o.sampling != "random" && o.sampling != "tile") throw UsageError("--sampling must be random or tile");
   if (!(o.max_n_frac > 0 && o.max_n_frac <= 1)) throw UsageError("--max-n-frac must be in (0, 1]");
+  if (!(o.memory_budget_gib >= 0 && o.memory_budget_gib < 1e6))
+    throw UsageError("--memory-budget must be a size in GiB >= 0 (0: what the device has free)");
   o.threads = threads_option(vm);
   o.command_line = joined_command_line(argc, argv);
   return run_pretrain(o, std::cerr);

@@ -8,6 +8,7 @@
 // thread count.
 #include "pipelines/pretrain.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -245,6 +246,18 @@ int run_pretrain(const PretrainOptions& o, std::ostream& log) {
   if (!cursor.empty()) data->restore(cursor);
   if (step == 0 && o.eval_every > 0) validate(0);
 
+  TrainOptions train_opt;
+  train_opt.memory_budget = static_cast<int64_t>(std::llround(o.memory_budget_gib * 1073741824.0));
+  // The memory plan of a stage's micro-batches, as forward_backward will make it (each step
+  // plans again from the memory free then).
+  auto log_plan = [&](const Stage& st) {
+    const StepPlan plan = model.plan_step(*ctx, st.rows, st.seq_len, train_opt);
+    const auto count = [](const std::vector<bool>& v) { return std::count(v.begin(), v.end(), true); };
+    log << "pretrain: memory plan for " << st.rows << " x " << st.seq_len << " tokens: " << count(plan.recompute)
+        << " of " << plan.recompute.size() << " layers recomputed, " << count(plan.keep) << " kept whole\n";
+  };
+  log_plan(stages[stage_index]);
+
   Progress progress(log, "pretrain", o.steps, "steps");
   std::vector<Batch> micro(static_cast<size_t>(o.grad_accum));
   std::vector<NextTokenBatch> host(micro.size());
@@ -258,6 +271,7 @@ int run_pretrain(const PretrainOptions& o, std::ostream& log) {
       data = std::make_unique<TrainData>(o, train_intervals, stages[stage_index], stage_index);
       log << (progress.elapsed_seconds() > 0 ? "\n" : "") << "pretrain: step " << step << ": sequence length "
           << stages[stage_index].seq_len << " x " << stages[stage_index].rows << " rows\n";
+      log_plan(stages[stage_index]);
     }
     double weight = 0;
     for (size_t m = 0; m < micro.size(); ++m) {
@@ -270,7 +284,8 @@ int run_pretrain(const PretrainOptions& o, std::ostream& log) {
     double step_tokens = 0;
     if (weight > 0) {
       for (const auto& h : host) {
-        loss_sum += model.forward_backward(*ctx, h.upload(*ctx, o.soft_weight), static_cast<float>(1.0 / weight));
+        loss_sum += model.forward_backward(*ctx, h.upload(*ctx, o.soft_weight), static_cast<float>(1.0 / weight),
+                                           train_opt);
         step_tokens += static_cast<double>(h.batch * h.length);
       }
     }

@@ -76,6 +76,10 @@ struct PretrainOptions {
   uint64_t seed = 0;
   std::string device = "cpu";
   std::string precision = "bf16";          // on CUDA; the CPU is always fp32
+  // Memory a training step may take beyond the model, its gradients and the optimizer
+  // (TrainOptions::memory_budget), GiB; 0 = 90% of what the device has free (no limit on
+  // the CPU). Layers are recomputed to fit it, or kept whole with what it leaves.
+  double memory_budget_gib = 0;
   int threads = 0;
   std::string command_line;                // for provenance
 };

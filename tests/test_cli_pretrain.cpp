@@ -1,7 +1,7 @@
 // End-to-end tests of `genomamba pretrain`, `eval` and `info` on the bundled genome:
 // a run killed with SIGKILL and resumed ends with bitwise the same weights as an
-// uninterrupted run; every shipped recipe runs (shrunk in width, context and steps);
-// bad options fail cleanly.
+// uninterrupted run; every shipped recipe runs (shrunk in width, context and steps); a
+// memory budget changes the step plan but not the weights; bad options fail cleanly.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -138,6 +138,32 @@ TEST(CliPretrain, EveryRecipeRunsShrunk) {
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_NE(r.err.find("validation:"), std::string::npos) << r.err;
   }
+}
+
+// --memory-budget makes the step plan recompute every layer (a budget nothing fits) or keep
+// every layer whole (a budget with room), as the log says; the weights are bitwise those of
+// the run without a budget (the CPU plans nothing then).
+TEST(CliPretrain, MemoryBudgetChangesThePlanNotTheRun) {
+  test::TempDir dir;
+  auto with_budget = [&](const std::string& name, const std::string& gib) {
+    std::vector<std::string> args = small_run(dir / name, 4);
+    if (!gib.empty()) args.insert(args.end(), {"--memory-budget", gib});
+    return run_genomamba(args);
+  };
+  const auto free = with_budget("free", ""), tight = with_budget("tight", "0.000001"), roomy = with_budget("roomy", "1");
+  ASSERT_EQ(free.status, 0) << free.err;
+  ASSERT_EQ(tight.status, 0) << tight.err;
+  ASSERT_EQ(roomy.status, 0) << roomy.err;
+  EXPECT_NE(free.err.find("0 of 2 layers recomputed, 0 kept whole"), std::string::npos) << free.err;
+  EXPECT_NE(tight.err.find("2 of 2 layers recomputed, 0 kept whole"), std::string::npos) << tight.err;
+  EXPECT_NE(roomy.err.find("0 of 2 layers recomputed, 2 kept whole"), std::string::npos) << roomy.err;
+  const auto weights = final_weights(dir / "free");
+  ASSERT_FALSE(weights.empty());
+  EXPECT_EQ(final_weights(dir / "tight"), weights);
+  EXPECT_EQ(final_weights(dir / "roomy"), weights);
+  const auto bad = with_budget("bad", "-1");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.err.find("--memory-budget"), std::string::npos) << bad.err;
 }
 
 TEST(CliPretrain, BadOptionsFailCleanly) {

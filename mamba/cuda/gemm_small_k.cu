@@ -11,14 +11,15 @@
 // per 16 threads). The sum over k is the mma's, in a fixed order: the results are reproducible.
 //
 // Why: cuBLAS ran the mixer's x_proj input gradient (M = 512, K = 48, N = 131,072, 8 batch
-// rows, beta = 1, H200) at 0.89 ms a call, 2.5 TB/s for the 2.25 GB it must move (C read and
+// rows, beta = 1, H200) at 0.89 ms a call, ~2.5 TB/s for the 2.25 GB it must move (C read and
 // written, B read), against 4.14 TB/s for a device copy. Measured (H200, `bench_model
-// --profile 0`, 8 calls a training step): cuBLAS 7.0-7.1 ms; this kernel's first version
-// (C prefetched into registers, the sums staged as f32 in shared memory, 3 blocks per SM,
-// column tiles first in the grid) 7.5 ms; column tiles' row tiles neighbours in the grid
-// 7.0 ms; C staged in shared memory by cp.async and summed in place (80 registers, 6 blocks
-// per SM) 5.2 ms, ~3.6 TB/s. At d512 x 16 (M = 1,024, K = 64, N = 32,768, 4 rows, 16 calls)
-// 3.7 -> 2.9 ms.
+// --profile 0`, the 8 calls of a training step; bench/RESULTS.md): cuBLAS 7.0-7.1 ms. This
+// kernel's first version (operands by plain loads and shared stores, C prefetched into
+// registers, the sums staged as f32 in shared memory, 3 blocks per SM, column tiles first in
+// the grid) 9.2 ms; operands by cp.async 7.5 ms; a column tile's row tiles neighbours in the
+// grid 7.0 ms; C staged by cp.async too and summed in place (80 registers, 6 blocks per SM)
+// 5.2 ms, ~3.6 TB/s. d512 x 16 (M = 1,024, K = 64, N = 32,768, 4 rows, 16 calls): 3.7 ->
+// 2.9 ms. dt_proj (A stored M x K, K = 16, beta = 0, 8 calls): 2.97 -> 2.67 ms.
 #include <cuda_bf16.h>
 
 #include <type_traits>
@@ -86,9 +87,9 @@ __global__ void __launch_bounds__(kThreads) gemm_small_k_kernel(int64_t M, int64
                                                                 bf16_t* __restrict__ C, int64_t ldc, int64_t stride_c) {
   __shared__ SmallKSmem<K, kTransA> s;
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  // The row tiles of a column tile are neighbours in the grid, so that its B tile comes
-  // from DRAM once and from L2 for the others. With the column tiles first, B's 100 MB per
-  // product at row 0's shape was read once per row tile (8 times) from DRAM.
+  // The row tiles of a column tile are neighbours in the grid, so that its B tile can come
+  // from DRAM once and from L2 for the others (with the column tiles first, each row tile
+  // would read all of B's 100 MB a product at row 0's shape again: 7.5 -> 7.0 ms).
   const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kTileM, n0 = static_cast<int64_t>(blockIdx.y) * kTileN;
   const int64_t b = blockIdx.z;
   A += b * stride_a + (kTransA ? m0 : m0 * lda);
@@ -96,10 +97,9 @@ __global__ void __launch_bounds__(kThreads) gemm_small_k_kernel(int64_t M, int64
   C += b * stride_c + m0 * ldc + n0;
   const int64_t n_left = N - n0;  // columns of this tile that exist (a multiple of 8)
 
-  // Every copy in flight at once, by cp.async (16 bytes each; zero past N): A's K rows of 64
-  // (8 pieces), B's K rows of 128 (16 pieces), C's 64 rows of 128 (16 pieces; not read when
-  // beta = 0). As plain loads and stores the compiler issued them one round trip after the
-  // other.
+  // Every copy in flight at once, by cp.async (16 bytes each; zero past N): A's tile, B's K
+  // rows of 128 (16 pieces), C's 64 rows of 128 (16 pieces; not read when beta = 0). The
+  // operands as plain loads and shared stores: 9.2 against 7.5 ms.
   static_assert(K * (kTileM / 8) % kThreads == 0 && K * (kTileN / 8) % kThreads == 0, "whole pieces per thread");
 #pragma unroll
   for (int j = 0; j < K * (kTileM / 8) / kThreads; ++j) {
