@@ -6,9 +6,10 @@
 // Per element (one state of one channel at one step), the fewest operations the recurrence
 // needs: a = 2^(dt A) (a multiply and an exponential), h = a h + x B (a multiply and a
 // multiply-add), y += C h (a multiply-add); optionally the per-(channel, step) softplus of
-// delta and SiLU of the gate (two exponentials, a logarithm and a reciprocal per 16
-// elements, as the kernels compute them once per channel and step), and k of every 16
-// exponentials as a polynomial on the FMA pipe (lean::exp2_fma's). S states per thread:
+// delta and sigmoid of the gate (the kernels' lean::softplus and lean::sigmoid: two
+// exponentials, a logarithm and a reciprocal per 16 elements, as the kernels compute them
+// once per channel and step), and k of every 16 exponentials on the FMA pipe
+// (lean::exp2_fma). S states per thread:
 // S = 1 is the layout of the 16-lane forward (a lane per state), S = 16 that of the
 // thread-per-channel kernels. "states only" drops the y multiply-add (a first pass).
 //
@@ -21,6 +22,9 @@
 #include <cstdlib>
 #include <vector>
 
+#include "mamba/cuda/scan_lean_common.cuh"
+
+namespace gm::cuda {
 namespace {
 
 #define CHECK(x)                                                                            \
@@ -32,36 +36,9 @@ namespace {
     }                                                                                       \
   } while (0)
 
-__device__ __forceinline__ float ex2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-__device__ __forceinline__ float lg2(float x) {
-  float y;
-  asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-__device__ __forceinline__ float rcp(float x) {
-  float y;
-  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-// 2^x on the FMA pipe for x <= 0 (the kernels' polynomial: degree 5 after a round-to-nearest).
-__device__ __forceinline__ float exp2_fma(float x) {
-  x = fmaxf(x, -126.f);
-  const float shifted = x + 12582912.f;  // 1.5 * 2^23: rounds x to an integer in the low bits
-  const float n = shifted - 12582912.f;
-  const float f = x - n;
-  float p = 1.535336188e-4f;
-  p = fmaf(p, f, 1.339887440e-3f);
-  p = fmaf(p, f, 9.618437357e-3f);
-  p = fmaf(p, f, 5.550332471e-2f);
-  p = fmaf(p, f, 2.402211875e-01f);
-  p = fmaf(p, f, 6.931470037e-01f);
-  p = fmaf(p, f, 1.000000119e+00f);
-  return __int_as_float(__float_as_int(p) + (__float_as_int(shifted) << 23));
-}
+using scan::lean::exp2_fma;
+using scan::lean::sigmoid;
+using scan::lean::softplus;
 
 // Each thread: S states, `steps` steps; element (n, t) takes the polynomial when its index
 // among 16 (n for S = 16, t for S = 1) is one of the last kPoly.
@@ -90,21 +67,19 @@ __global__ void __launch_bounds__(128) recurrence_kernel(int steps, float* out) 
       for (int n = 0; n < S; ++n) {
         const int e = S == 1 ? i : n;
         const float arg = dt * A[n];
-        const float a = e >= 16 - kPoly ? exp2_fma(arg) : ex2(arg);
+        const float a = e >= 16 - kPoly ? exp2_fma(arg) : ex2_approx(arg);
         h[n] = fmaf(a, h[n], x * Bv[n]);
         if constexpr (kOutput) y = fmaf(Cv[n], h[n], y);
       }
       if constexpr (kPerStep > 0) {
-        // softplus (2^, log2) and SiLU (2^, reciprocal) of this channel and step, once per
-        // 16 elements: every kGroup-th step here.
+        // softplus of delta and the gate's sigmoid of this channel and step (the kernels'
+        // functions), once per 16 elements: every kGroup-th step here.
         if (i % kGroup == kGroup - 1) {
-          const float sp = lg2(1.f + ex2(dt * 1.4426950f));
-          if constexpr (kPerStep > 1) {
-            const float sg = rcp(1.f + ex2(-x * 1.4426950f));
-            y = fmaf(sp, sg, y);
-          } else {
+          const float sp = softplus(dt);
+          if constexpr (kPerStep > 1)
+            y = fmaf(sp, sigmoid(x), y);
+          else
             y += sp;
-          }
         }
       }
     }
@@ -122,8 +97,10 @@ struct Config {
 };
 
 }  // namespace
+}  // namespace gm::cuda
 
 int main(int argc, char** argv) {
+  using namespace gm::cuda;
   const double elements = argc > 1 ? std::atof(argv[1]) : 512.0 * 16 * 1048576;
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 5;
   int dev = 0, sms = 0, clock_khz = 0;
