@@ -10,13 +10,15 @@
 // The grid depends on M only and each block adds its tiles in order; column_sum adds
 // the block partials in block order: deterministic, no atomics.
 // Shapes the kernel does not cover (V > 16 or d > 2048) run as gemm + cross_entropy +
-// gemms with temporary logits.
+// gemms with temporary logits. bf16 with d a multiple of 16 (up to 1,024), the model's case,
+// runs the tensor-core form of the same kernel (lm_head_loss_mma.cuh).
 #include <algorithm>
 #include <string>
 
 #include "mamba/cuda/check.cuh"
 #include "mamba/cuda/context_cuda.h"
 #include "mamba/cuda/device_util.cuh"
+#include "mamba/cuda/lm_head_loss_mma.cuh"
 #include "mamba/cuda/reduce.cuh"
 #include "mamba/ops.h"
 
@@ -171,6 +173,26 @@ void launch_cols(CudaContext& c, const Tensor& h, const Tensor& weight, const Te
     launch<T, kMaxCols>(c, h, weight, targets, flags, soft_weight, grad_scale, losses, dh, dweight, M, d, V);
 }
 
+template <int kCols>
+void launch_mma(CudaContext& c, const Tensor& h, const Tensor& weight, const Tensor& targets, const Tensor* flags,
+                float soft_weight, float grad_scale, Tensor& losses, Tensor& dh, Tensor& dweight, int64_t M, int d,
+                int V) {
+  using namespace lm_head;
+  const int64_t tiles = (M + kMmaTileRows - 1) / kMmaTileRows;
+  const int64_t blocks = std::min(tiles, kMaxBlocks);
+  const size_t smem = mma_smem_bytes(d);
+  if (smem > 48 * 1024)
+    GM_CUDA_CHECK(cudaFuncSetAttribute(lm_head_ce_mma_kernel<kCols>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(smem)));
+  Tensor partial = Tensor::empty(c.allocator(), {blocks, static_cast<int64_t>(V) * d}, DType::F32);
+  lm_head_ce_mma_kernel<kCols><<<static_cast<unsigned>(blocks), kMmaThreads, smem, c.stream()>>>(
+      static_cast<const bf16_t*>(h.raw()), static_cast<const bf16_t*>(weight.raw()), targets.data<uint8_t>(),
+      flags ? flags->data<uint8_t>() : nullptr, soft_weight, grad_scale, M, d, V, losses.data<float>(),
+      static_cast<bf16_t*>(dh.raw()), partial.data<float>());
+  GM_CUDA_CHECK_LAUNCH();
+  column_sum(c, partial.data<float>(), blocks, static_cast<int64_t>(V) * d, dweight.data<float>(), true);
+}
+
 // The same op as separate products around cross_entropy (any V, any d).
 void unfused(Context& ctx, const Tensor& h, const Tensor& weight, const Tensor& targets, const Tensor* flags,
              float soft_weight, float grad_scale, Tensor& losses, Tensor& dh, Tensor& dweight, int64_t M, int64_t d,
@@ -224,6 +246,18 @@ void lm_head_cross_entropy(Context& ctx, const Tensor& h, const Tensor& weight, 
   if (M == 0 || d == 0) return;
   if (V > kMaxV || d > kMaxCols * kThreads) {
     unfused(ctx, h, weight, targets, flags, soft_weight, grad_scale, losses, dh, dweight, M, d, V);
+    return;
+  }
+  if (h.dtype() == DType::BF16 && d % 16 == 0 && d <= lm_head::kMmaMaxD) {
+    if (d <= lm_head::kMmaThreads)
+      launch_mma<1>(c, h, weight, targets, flags, soft_weight, grad_scale, losses, dh, dweight, M, static_cast<int>(d),
+                    static_cast<int>(V));
+    else if (d <= 2 * lm_head::kMmaThreads)
+      launch_mma<2>(c, h, weight, targets, flags, soft_weight, grad_scale, losses, dh, dweight, M, static_cast<int>(d),
+                    static_cast<int>(V));
+    else
+      launch_mma<4>(c, h, weight, targets, flags, soft_weight, grad_scale, losses, dh, dweight, M, static_cast<int>(d),
+                    static_cast<int>(V));
     return;
   }
   if (h.dtype() == DType::BF16)
