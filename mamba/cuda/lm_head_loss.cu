@@ -28,7 +28,7 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kTileRows = 64;
-constexpr int kMaxV = 16;
+constexpr int kMaxV = lm_head::kVocabTile;  // 16
 constexpr int kMaxCols = 8;  // columns of d per thread in phase 2: d <= kMaxCols * kThreads
 constexpr int64_t kMaxBlocks = 1024;
 constexpr uint8_t kFirstBase = 7, kLastBase = 10;  // A, T
@@ -114,30 +114,11 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
     __syncthreads();
-    const int rows = static_cast<int>(min(static_cast<int64_t>(kTileRows), M - m0));
-#pragma unroll
-    for (int c = 0; c < kCols; ++c) {
-      const int j = threadIdx.x + c * kThreads;
-      if (j < d) {
-        for (int r = 0; r < rows; ++r) {
-          const float hv = to_f(h[(m0 + r) * d + j]);
-#pragma unroll
-          for (int v = 0; v < kMaxV; ++v) acc[c][v] = fmaf(gs[r * kMaxV + v], hv, acc[c][v]);
-        }
-      }
-    }
+    lm_head::add_tile_dweight<kCols, kThreads>(h, gs, m0, static_cast<int>(min(static_cast<int64_t>(kTileRows), M - m0)),
+                                               d, acc);
     __syncthreads();  // gs is rewritten by the next tile
   }
-  float* out = partial + static_cast<int64_t>(blockIdx.x) * V * d;
-#pragma unroll
-  for (int c = 0; c < kCols; ++c) {
-    const int j = threadIdx.x + c * kThreads;
-    if (j < d) {
-#pragma unroll
-      for (int v = 0; v < kMaxV; ++v)
-        if (v < V) out[static_cast<int64_t>(v) * d + j] = acc[c][v];
-    }
-  }
+  lm_head::store_block_dweight<kCols, kThreads>(partial, acc, d, V);
 }
 
 template <class T, int kCols>

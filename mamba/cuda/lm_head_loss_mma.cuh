@@ -32,6 +32,48 @@ inline size_t mma_smem_bytes(int d) {
          sizeof(float) * kMmaTileRows * kVocabTile;
 }
 
+// Phase 2 of both LM head kernels: this thread's dweight partials acc[c][v] += g[r][v] *
+// h[m0 + r][j] for its columns j = threadIdx.x + c * kThreadsT, over the tile's rows in order
+// (g of the tile in shared memory, [row][16]).
+template <int kCols, int kThreadsT, class T>
+__device__ __forceinline__ void add_tile_dweight(const T* __restrict__ h, const float* gs, int64_t m0, int rows, int d,
+                                                 float (&acc)[kCols][kVocabTile]) {
+#pragma unroll
+  for (int c = 0; c < kCols; ++c) {
+    const int j = threadIdx.x + c * kThreadsT;
+    if (j < d) {
+      for (int r = 0; r < rows; ++r) {
+        const float hv = to_f(h[(m0 + r) * d + j]);
+        const float4* gq = reinterpret_cast<const float4*>(gs + r * kVocabTile);
+#pragma unroll
+        for (int v4 = 0; v4 < kVocabTile / 4; ++v4) {
+          const float4 gg = gq[v4];
+          acc[c][4 * v4] = fmaf(gg.x, hv, acc[c][4 * v4]);
+          acc[c][4 * v4 + 1] = fmaf(gg.y, hv, acc[c][4 * v4 + 1]);
+          acc[c][4 * v4 + 2] = fmaf(gg.z, hv, acc[c][4 * v4 + 2]);
+          acc[c][4 * v4 + 3] = fmaf(gg.w, hv, acc[c][4 * v4 + 3]);
+        }
+      }
+    }
+  }
+}
+
+// The block's dweight partials ([V][d] of partial's row blockIdx.x).
+template <int kCols, int kThreadsT>
+__device__ __forceinline__ void store_block_dweight(float* __restrict__ partial, const float (&acc)[kCols][kVocabTile],
+                                                    int d, int V) {
+  float* out = partial + static_cast<int64_t>(blockIdx.x) * V * d;
+#pragma unroll
+  for (int c = 0; c < kCols; ++c) {
+    const int j = threadIdx.x + c * kThreadsT;
+    if (j < d) {
+#pragma unroll
+      for (int v = 0; v < kVocabTile; ++v)
+        if (v < V) out[static_cast<int64_t>(v) * d + j] = acc[c][v];
+    }
+  }
+}
+
 template <int kCols>
 __global__ void __launch_bounds__(kMmaThreads)
     lm_head_ce_mma_kernel(const bf16_t* __restrict__ h, const bf16_t* __restrict__ weight,
@@ -144,37 +186,11 @@ __global__ void __launch_bounds__(kMmaThreads)
     }
     __syncthreads();
     // ---- phase 2: dweight partials, one thread per column, the tile's rows in order ----
-    const int rows = static_cast<int>(min(static_cast<int64_t>(kMmaTileRows), M - m0));
-#pragma unroll
-    for (int c = 0; c < kCols; ++c) {
-      const int j = threadIdx.x + c * kMmaThreads;
-      if (j < d) {
-        for (int r = 0; r < rows; ++r) {
-          const float hv = __bfloat162float(h[(m0 + r) * d + j]);
-          const float4* gq = reinterpret_cast<const float4*>(gs + r * kVocabTile);
-#pragma unroll
-          for (int v4 = 0; v4 < kVocabTile / 4; ++v4) {
-            const float4 gg = gq[v4];
-            acc[c][4 * v4] = fmaf(gg.x, hv, acc[c][4 * v4]);
-            acc[c][4 * v4 + 1] = fmaf(gg.y, hv, acc[c][4 * v4 + 1]);
-            acc[c][4 * v4 + 2] = fmaf(gg.z, hv, acc[c][4 * v4 + 2]);
-            acc[c][4 * v4 + 3] = fmaf(gg.w, hv, acc[c][4 * v4 + 3]);
-          }
-        }
-      }
-    }
+    add_tile_dweight<kCols, kMmaThreads>(h, gs, m0, static_cast<int>(min(static_cast<int64_t>(kMmaTileRows), M - m0)),
+                                         d, acc);
     __syncthreads();  // gs is rewritten by the next tile
   }
-  float* out = partial + static_cast<int64_t>(blockIdx.x) * V * d;
-#pragma unroll
-  for (int c = 0; c < kCols; ++c) {
-    const int j = threadIdx.x + c * kMmaThreads;
-    if (j < d) {
-#pragma unroll
-      for (int v = 0; v < kVocabTile; ++v)
-        if (v < V) out[static_cast<int64_t>(v) * d + j] = acc[c][v];
-    }
-  }
+  store_block_dweight<kCols, kMmaThreads>(partial, acc, d, V);
 }
 
 }  // namespace gm::cuda::lm_head
