@@ -305,6 +305,17 @@ double MambaModel::forward_backward(Context& ctx, const TokenInputs& in, float g
   return ops::sum(ctx, losses);
 }
 
+namespace {
+
+// Bytes the CUDA scan backward's sub-chunk flows take for one layer of B x L with D
+// channels under a flow budget (one window of chunks: scan_segments.h).
+int64_t scan_flow_bytes(int64_t batch, int64_t channels, int64_t length, int64_t budget) {
+  const int64_t chunks = (length + cuda::scan::kChunk - 1) / cuda::scan::kChunk;
+  return cuda::scan::flow_bytes(batch, channels, cuda::scan::flow_window_chunks(batch, channels, chunks, budget));
+}
+
+}  // namespace
+
 TrainMemoryEstimate MambaModel::train_memory_estimate(int64_t batch, int64_t length, DType act) const {
   const int64_t a = static_cast<int64_t>(dtype_size(act)), f = 4;
   const int64_t M = batch * length, d = cfg_.d_model, D = cfg_.d_inner(), N = cfg_.d_state, K = cfg_.d_conv;
@@ -316,11 +327,11 @@ TrainMemoryEstimate MambaModel::train_memory_estimate(int64_t batch, int64_t len
   // keeps three such tensors more and per-chunk partials, sums dB, dC over groups of 32
   // channels in [2, B, D/32, 16, L] f32 (the largest scratch of the step), and holds the
   // sub-chunk flows of one window of chunks (at most the CUDA context's default budget).
-  const int64_t chunks = (length + 511) / 512;
+  const int64_t chunks = (length + cuda::scan::kChunk - 1) / cuda::scan::kChunk;
   const int64_t scan_states = batch * chunks * D * 16 * f;
-  const int64_t flow_window = cuda::scan::flow_window_chunks(batch, D, chunks, Context::kDefaultScanFlowBudget);
   const int64_t scan_bwd = 2 * batch * ((D + 31) / 32) * 16 * length * f + 4 * scan_states +
-                           2 * batch * chunks * D * f + cuda::scan::flow_bytes(batch, D, flow_window);
+                           2 * batch * chunks * D * f +
+                           scan_flow_bytes(batch, D, length, Context::kDefaultScanFlowBudget);
   TrainMemoryEstimate e;
   e.per_recomputed_layer = M * d * f + D * N * f;
   e.per_saved_layer = e.per_recomputed_layer + 3 * slot + x_dbl + scan_states;
@@ -373,11 +384,9 @@ StepPlan MambaModel::plan_step(Context& ctx, int64_t batch, int64_t length, cons
   plan.scan_flow_budget = Context::kDefaultScanFlowBudget + std::max<int64_t>(0, left) / 2;
   if (opt.keep.empty() && left > 0 && e.per_kept_layer > 0) {
     // What the flows take beyond the default window that the estimate counts.
-    const int64_t D = cfg_.d_inner(), chunks = (length + 511) / 512;
-    auto flows = [&](int64_t b) {
-      return cuda::scan::flow_bytes(batch, D, cuda::scan::flow_window_chunks(batch, D, chunks, b));
-    };
-    const int64_t rest = left - (flows(plan.scan_flow_budget) - flows(Context::kDefaultScanFlowBudget));
+    const int64_t D = cfg_.d_inner();
+    const int64_t rest = left - (scan_flow_bytes(batch, D, length, plan.scan_flow_budget) -
+                                 scan_flow_bytes(batch, D, length, Context::kDefaultScanFlowBudget));
     int64_t can_keep = std::max<int64_t>(0, rest) / e.per_kept_layer;
     for (size_t i = n; i-- > 0 && can_keep > 0;)
       if (!plan.recompute[i]) {

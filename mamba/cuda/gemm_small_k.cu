@@ -149,8 +149,7 @@ __global__ void __launch_bounds__(kThreads) gemm_small_k_kernel(int64_t M, int64
         lo = fmaf(beta, bf16_lo(w), lo);
         hi = fmaf(beta, bf16_hi(w), hi);
       }
-      const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-      *cell = *reinterpret_cast<const uint32_t*>(&v);
+      *cell = pack_bf16(lo, hi);
     }
   }
   __syncthreads();

@@ -31,8 +31,9 @@ constexpr int kTileRows = 64;
 constexpr int kMaxV = lm_head::kVocabTile;  // 16
 constexpr int kMaxCols = 8;  // columns of d per thread in phase 2: d <= kMaxCols * kThreads
 constexpr int64_t kMaxBlocks = 1024;
-constexpr uint8_t kFirstBase = 7, kLastBase = 10;  // A, T
-constexpr uint8_t kSoftMasked = 1;
+using lm_head::kFirstBase;
+using lm_head::kLastBase;
+using lm_head::kSoftMasked;
 
 template <class T, int kCols>
 __global__ void __launch_bounds__(kThreads)

@@ -20,6 +20,11 @@
 
 namespace gm::cuda::lm_head {
 
+// Loss weights (cross_entropy.cu): targets A, C, G, T (ids 7..10) count, soft-masked ones
+// (flag bit 0) with soft_weight.
+constexpr uint8_t kFirstBase = 7, kLastBase = 10;
+constexpr uint8_t kSoftMasked = 1;
+
 constexpr int kMmaThreads = 256;
 constexpr int kMmaTileRows = 128;  // 16 per warp
 constexpr int kMmaMaxD = 1024;
@@ -80,7 +85,6 @@ __global__ void __launch_bounds__(kMmaThreads)
                           const uint8_t* __restrict__ targets, const uint8_t* __restrict__ flags, float soft_weight,
                           float grad_scale, int64_t M, int d, int V, float* __restrict__ losses,
                           bf16_t* __restrict__ dh, float* __restrict__ partial) {
-  constexpr uint8_t kFirstBase = 7, kLastBase = 10, kSoftMasked = 1;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int pw = d + 8, pt = 24;  // pitches (bf16) of W and W^T
   bf16_t* ws = reinterpret_cast<bf16_t*>(smem_raw);
@@ -171,8 +175,7 @@ __global__ void __launch_bounds__(kMmaThreads)
       // a0 = (g, 2q..) = tile 0 rows g; a1 = tile 0 rows g + 8; a2 = tile 1 rows g; a3 = tile 1 rows g + 8.
       const float* v = &gv[i / 2][2 * (i % 2)];
       ahi[i] = pack_bf16(v[0], v[1]);
-      const float h0f = __uint_as_float(ahi[i] << 16), h1f = __uint_as_float(ahi[i] & 0xffff0000u);
-      alo[i] = pack_bf16(v[0] - h0f, v[1] - h1f);
+      alo[i] = pack_bf16(v[0] - bf16_lo(ahi[i]), v[1] - bf16_hi(ahi[i]));
     }
     uint32_t* d0 = reinterpret_cast<uint32_t*>(dh + (in0 ? r0 : 0) * d);
     uint32_t* d1 = reinterpret_cast<uint32_t*>(dh + (in1 ? r1 : 0) * d);
