@@ -7,14 +7,13 @@
 #include "mamba/cuda/check.cuh"
 #include "mamba/cuda/context_cuda.h"
 #include "mamba/cuda/device_util.cuh"
+#include "mamba/cuda/loss_weight.cuh"
 #include "mamba/ops.h"
 
 namespace gm::cuda {
 
 namespace {
 constexpr int kMaxVocab = 64;
-constexpr uint8_t kFirstBase = 7, kLastBase = 10;  // A, T
-constexpr uint8_t kSoftMasked = 1;
 
 template <int kV>
 __global__ void cross_entropy_kernel(const float* __restrict__ logits, const uint8_t* __restrict__ targets,
@@ -23,8 +22,7 @@ __global__ void cross_entropy_kernel(const float* __restrict__ logits, const uin
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < M;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const uint8_t target = targets[i];
-    const bool base = target >= kFirstBase && target <= kLastBase;
-    const float w = !base ? 0.f : (flags && (flags[i] & kSoftMasked)) ? soft_weight : 1.f;
+    const float w = loss_weight(target, flags, i, soft_weight);
     float* dl = dlogits ? dlogits + i * V : nullptr;
     if (w == 0.f) {
       losses[i] = 0.f;

@@ -31,9 +31,6 @@ constexpr int kTileRows = 64;
 constexpr int kMaxV = lm_head::kVocabTile;  // 16
 constexpr int kMaxCols = 8;  // columns of d per thread in phase 2: d <= kMaxCols * kThreads
 constexpr int64_t kMaxBlocks = 1024;
-using lm_head::kFirstBase;
-using lm_head::kLastBase;
-using lm_head::kSoftMasked;
 
 template <class T, int kCols>
 __global__ void __launch_bounds__(kThreads)
@@ -78,8 +75,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
           for (int o = 16; o > 0; o >>= 1) logit[v] += __shfl_xor_sync(0xffffffffu, logit[v], o);
         const uint8_t target = targets[m];
-        const bool base = target >= kFirstBase && target <= kLastBase;
-        const float w = !base ? 0.f : (flags && (flags[m] & kSoftMasked)) ? soft_weight : 1.f;
+        const float w = loss_weight(target, flags, m, soft_weight);
         float loss = 0.f;
         if (w != 0.f) {
           float mx = -INFINITY;

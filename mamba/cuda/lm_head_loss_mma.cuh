@@ -16,14 +16,10 @@
 #pragma once
 
 #include "mamba/cuda/device_util.cuh"
+#include "mamba/cuda/loss_weight.cuh"
 #include "mamba/cuda/mma.cuh"
 
 namespace gm::cuda::lm_head {
-
-// Loss weights (cross_entropy.cu): targets A, C, G, T (ids 7..10) count, soft-masked ones
-// (flag bit 0) with soft_weight.
-constexpr uint8_t kFirstBase = 7, kLastBase = 10;
-constexpr uint8_t kSoftMasked = 1;
 
 constexpr int kMmaThreads = 256;
 constexpr int kMmaTileRows = 128;  // 16 per warp
@@ -129,8 +125,7 @@ __global__ void __launch_bounds__(kMmaThreads)
       const int64_t r = half ? r1 : r0;
       const bool in = half ? in1 : in0;
       const uint8_t target = in ? targets[r] : 0;
-      const bool base = target >= kFirstBase && target <= kLastBase;
-      const float w = !in || !base ? 0.f : (flags && (flags[r] & kSoftMasked)) ? soft_weight : 1.f;
+      const float w = in ? loss_weight(target, flags, r, soft_weight) : 0.f;
       float x[4];
       int vid[4];
 #pragma unroll
